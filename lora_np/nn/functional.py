@@ -1,0 +1,115 @@
+"""Composite functions, built only from the primitives in :mod:`lora_np.ops`.
+
+None of these has a backward of its own: the engine differentiates them through the
+primitives they are made of. That is the point — e.g. cross-entropy's familiar gradient
+``softmax(z) − onehot(y)`` falls out of LogSoftmax's VJP and GetItem's scatter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lora_np import ops
+from lora_np.rng import get_rng
+from lora_np.tensor import Tensor
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x · Wᵀ + b with W of shape (out, in)."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1]} features (shape {x.shape}), but the weight "
+            f"expects {weight.shape[-1]} (weight shape {weight.shape}, i.e. (out, in))"
+        )
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def relu(x: Tensor) -> Tensor:
+    return ops.ReLU.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return ops.Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return ops.Sigmoid.apply(x)
+
+
+def dropout(
+    x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None
+) -> Tensor:
+    """Inverted dropout: x · m / (1 − p) with m ~ Bernoulli(1 − p); identity if not training."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    keep = get_rng(rng).random(x.shape) >= p
+    return x * Tensor((keep / (1.0 - p)).astype(x.dtype))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax along ``axis`` (a fused, stable primitive)."""
+    return ops.LogSoftmax.apply(x, axis=axis)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """softmax = exp(log_softmax): stable for any logits."""
+    return log_softmax(x, axis=axis).exp()
+
+
+def cross_entropy(logits: Tensor, labels: np.ndarray | Tensor, reduction: str = "mean") -> Tensor:
+    """−log softmax(logits)[i, yᵢ], averaged (``"mean"``), summed (``"sum"``) or per row.
+
+    ``logits``: (N, C); ``labels``: N integers in [0, C).
+    """
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"cross_entropy: labels must be integers (class ids), got dtype {y.dtype}")
+    n, c = logits.shape
+    if y.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: expected {n} labels for logits {logits.shape}, got {y.shape}"
+        )
+    if y.size and (y.min() < 0 or y.max() >= c):
+        raise ValueError(
+            f"cross_entropy: labels must be in [0, {c}) for {c} classes, got values in "
+            f"[{y.min()}, {y.max()}]"
+        )
+    picked = -log_softmax(logits, axis=1)[np.arange(n), y]
+    return _reduce(picked, reduction, "cross_entropy")
+
+
+def mse_loss(prediction: Tensor, target: Tensor | np.ndarray, reduction: str = "mean") -> Tensor:
+    """(prediction − target)², averaged, summed or elementwise."""
+    target_t = (
+        target if isinstance(target, Tensor) else Tensor(np.asarray(target, prediction.dtype))
+    )
+    if prediction.shape != target_t.shape:
+        raise ValueError(
+            f"mse_loss: prediction shape {prediction.shape} != target shape {target_t.shape}"
+        )
+    diff = prediction - target_t
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def _reduce(values: Tensor, reduction: str, name: str) -> Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose arg-max equals the label (a number in [0, 1])."""
+    z = np.asarray(logits.data if isinstance(logits, Tensor) else logits)
+    y = np.asarray(labels)
+    if z.shape[0] != y.shape[0]:
+        raise ValueError(f"accuracy: {z.shape[0]} predictions but {y.shape[0]} labels")
+    return float(np.mean(np.argmax(z, axis=-1) == y))

@@ -1,0 +1,414 @@
+"""Modules: PyTorch-shaped containers of parameters, so readers' habits carry over.
+
+A :class:`Module` registers every :class:`Parameter` and sub-``Module`` assigned to it as
+an attribute, so ``named_parameters()`` can walk the tree and give each weight a dotted
+name (``"0.weight"``, ``"lora_a.weight"``). Those names are the keys of ``state_dict()``
+and of :func:`functional_call`, which runs a module with some of its weights replaced by
+other tensors — the mechanism both LoRA-style and subspace reparametrisations use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lora_np.nn import functional as F
+from lora_np.nn import init
+from lora_np.rng import get_rng
+from lora_np.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a weight; requires grad by default."""
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class: subclasses set Parameters and Modules as attributes and define forward."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    # ----------------------------------------------------------------- registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before "
+                f"assigning attribute {name!r}"
+            )
+        for store in (self._parameters, self._buffers, self._modules):
+            store.pop(name, None)
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """A non-trainable array that belongs to the module's state (saved in state_dict)."""
+        self._buffers[name] = None if value is None else np.asarray(value)
+
+    def add_module(self, name: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"add_module expects a Module, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    # ----------------------------------------------------------------- traversal
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Every module in the tree, this one first (name ``""``), with dotted names."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = list(module._modules.items())
+            for child_name, child in reversed(children):
+                stack.append((f"{name}.{child_name}" if name else child_name, child))
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) for every parameter in the tree, each once."""
+        seen: set[int] = set()
+        for mod_name, module in self.named_modules(prefix):
+            for p_name, p in module._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{p_name}" if mod_name else p_name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, module in self.named_modules():
+            for b_name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{mod_name}.{b_name}" if mod_name else b_name), b
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at dotted path ``target`` ("" is self); a clear error if absent."""
+        module: Module = self
+        if not target:
+            return module
+        for part in target.split("."):
+            if part not in module._modules:
+                raise AttributeError(
+                    f"{type(module).__name__} has no submodule {part!r} (looking up {target!r}); "
+                    f"it has {sorted(module._modules)}"
+                )
+            module = module._modules[part]
+        return module
+
+    # ----------------------------------------------------------------- modes and grads
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Dotted name -> a copy of each parameter's and buffer's array."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: b.copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Copy arrays into parameters and buffers by name.
+
+        Everything is validated before anything is written: with ``strict=True`` missing
+        or unexpected keys are an error that names them; a shape mismatch is always an
+        error naming the key and both shapes. Values are cast to each parameter's dtype.
+        """
+        own_params = dict(self.named_parameters())
+        own_buffers = dict(self.named_buffers())
+        own = set(own_params) | set(own_buffers)
+        missing = sorted(own - set(state_dict))
+        unexpected = sorted(set(state_dict) - own)
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict into {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        staged: list[tuple[str, np.ndarray]] = []
+        for name, value in state_dict.items():
+            if name not in own:
+                continue
+            array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            target = own_params[name].data if name in own_params else own_buffers[name]
+            if array.shape != target.shape:
+                raise ValueError(
+                    f"load_state_dict: shape mismatch for {name!r}: the checkpoint has "
+                    f"{array.shape}, the model has {target.shape}"
+                )
+            staged.append((name, np.array(array, dtype=target.dtype)))
+        for name, array in staged:
+            if name in own_params:
+                own_params[name].data = array
+            else:
+                owner, _, attr = name.rpartition(".")
+                self.get_submodule(owner)._buffers[attr] = array
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----------------------------------------------------------------- calling
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        if not self._modules:
+            return lines[0] + ")"
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        return "\n".join(lines) + "\n)"
+
+
+@contextlib.contextmanager
+def _swapped_parameters(module: Module, params: Mapping[str, Tensor]) -> Iterator[None]:
+    own = dict(module.named_parameters())
+    swaps: list[tuple[Module, str, Any]] = []
+    for name, value in params.items():
+        if name not in own:
+            raise KeyError(
+                f"functional_call: {type(module).__name__} has no parameter {name!r}; "
+                f"it has {sorted(own)}"
+            )
+        if not isinstance(value, Tensor):
+            raise TypeError(f"functional_call: value for {name!r} must be a Tensor")
+        if value.shape != own[name].shape:
+            raise ValueError(
+                f"functional_call: shape mismatch for {name!r}: given {value.shape}, "
+                f"the parameter has {own[name].shape}"
+            )
+    try:
+        for name, value in params.items():
+            owner_name, _, attr = name.rpartition(".")
+            owner = module.get_submodule(owner_name)
+            swaps.append((owner, attr, owner._parameters[attr]))
+            owner._parameters[attr] = value  # a computed Tensor stands in for the weight
+        yield
+    finally:
+        for owner, attr, original in reversed(swaps):
+            owner._parameters[attr] = original
+
+
+def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **kwargs: Any) -> Any:
+    """Run ``module(*args)`` with the named parameters replaced by the given tensors.
+
+    The replacements can be computed tensors (``θ0 + P·θ_d``, ``W + s·B·A``), so gradients
+    flow through them to whatever they were computed from. The module's own parameters
+    are restored afterwards, even if forward raises.
+    """
+    with _swapped_parameters(module, params):
+        return module(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- layers
+
+
+class Linear(Module):
+    """y = x · Wᵀ + b, with W of shape (out_features, in_features) as in PyTorch.
+
+    Default init as PyTorch: W ~ kaiming_uniform(a=√5), i.e. U(±1/√in); b ~ U(±1/√in).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for label, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Linear: {label} must be a positive int, got {value!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        rng = get_rng(rng)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        init.kaiming_uniform_(self.weight, a=5**0.5, rng=rng)
+        if bias:
+            bound = 1.0 / in_features**0.5
+            self.bias = Parameter(np.empty((out_features,), dtype=dtype))
+            init.uniform_(self.bias, -bound, bound, rng=rng)
+        else:
+            self.bias = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Identity(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
+    Identity in eval mode or when p = 0."""
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = rng
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, training=self.training, rng=self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Calls its children in order; they are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            self.add_module(str(i), layer)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+
+_ACTIVATIONS: dict[str, Callable[[], Module]] = {"relu": ReLU, "tanh": Tanh}
+
+
+class MLP(Sequential):
+    """Linear → activation (→ Dropout) → ... → Linear, for ``sizes = [in, h1, ..., out]``.
+
+    Built on Sequential, so a 64-128-128-10 MLP has layers "0" (Linear), "1" (ReLU),
+    "2" (Linear), "3" (ReLU), "4" (Linear) when dropout is 0.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int] | tuple[int, ...],
+        activation: str | Callable[[], Module] = "relu",
+        dropout: float = 0.0,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if len(sizes) < 2:
+            raise ValueError(f"MLP needs at least [in, out] sizes, got {list(sizes)}")
+        if isinstance(activation, str):
+            if activation not in _ACTIVATIONS:
+                raise ValueError(
+                    f"MLP: unknown activation {activation!r}; expected one of "
+                    f"{sorted(_ACTIVATIONS)} or a Module class"
+                )
+            make_activation = _ACTIVATIONS[activation]
+        else:
+            make_activation = activation
+        rng = get_rng(rng)
+        layers: list[Module] = []
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+            layers.append(Linear(fan_in, fan_out, bias=bias, dtype=dtype, rng=rng))
+            if i < len(sizes) - 2:
+                layers.append(make_activation())
+                if dropout > 0:
+                    layers.append(Dropout(dropout, rng=rng))
+        super().__init__(*layers)
+        self.sizes = tuple(int(s) for s in sizes)

@@ -1,0 +1,370 @@
+"""The primitives: one :class:`Function` each, its forward next to its backward.
+
+Notation in the docstrings: ``G`` is the upstream gradient dL/d(out), of the output's
+shape; each backward returns the vector-Jacobian product ``dL/d(input) = G · d(out)/d(input)``.
+When an input was broadcast in forward, its gradient may come back in the output's
+shape: the engine (``tensor._sum_to_shape``) sums it back, in one place for all ops.
+
+Everything not listed here (subtraction, mean, softmax, cross-entropy, MSE, ...) is
+composed from these, so it needs no backward of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lora_np.tensor import Function, Tensor
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+class Add(Function):
+    """out = a + b (broadcasting).  VJP: dL/da = G, dL/db = G (summed to shape)."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return grad, grad
+
+
+class Neg(Function):
+    """out = -a.  VJP: dL/da = -G."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return -a
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (-grad,)
+
+
+class Mul(Function):
+    """out = a * b (elementwise, broadcasting).  VJP: dL/da = G * b, dL/db = G * a."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        ga = grad * self.b if self.needs_input_grad[0] else None
+        gb = grad * self.a if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """out = a / b.  VJP: dL/da = G / b, dL/db = -G * a / b² = -G * out / b."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.b = b
+        self.out = a / b
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        ga = grad / self.b if self.needs_input_grad[0] else None
+        gb = -grad * self.out / self.b if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    """out = a ** p for a constant scalar p.  VJP: dL/da = G * p * a^(p-1)."""
+
+    def __init__(self, exponent: float) -> None:
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+            raise TypeError(
+                f"Pow takes a constant scalar exponent, got {type(exponent).__name__}; "
+                "write exp(b * log(a)) for a tensor exponent"
+            )
+        self.p = exponent
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.a = a
+        return a**self.p
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * self.p * self.a ** (self.p - 1),)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+class Exp(Function):
+    """out = exp(a).  VJP: dL/da = G * out."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * self.out,)
+
+
+class Log(Function):
+    """out = log(a) (natural).  VJP: dL/da = G / a."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.a = a
+        return np.log(a)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad / self.a,)
+
+
+class Sqrt(Function):
+    """out = √a.  VJP: dL/da = G / (2·out)."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.sqrt(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad / (2 * self.out),)
+
+
+class Tanh(Function):
+    """out = tanh(a).  VJP: dL/da = G * (1 - out²)."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    """out = σ(a) = 1 / (1 + e^(-a)), computed stably.  VJP: dL/da = G * out * (1 - out)."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        # exp(-log(1 + e^-a)) never overflows, for either sign of a
+        self.out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * self.out * (1 - self.out),)
+
+
+class ReLU(Function):
+    """out = max(a, 0).  VJP: dL/da = G * [a > 0] (the subgradient 0 is taken at a = 0)."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.mask = a > 0
+        return np.where(self.mask, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * self.mask,)
+
+
+# --------------------------------------------------------------------------- linear algebra
+
+
+class MatMul(Function):
+    """out = a @ b, with NumPy's rules: 2-D, batched (batch axes broadcast) and 1-D.
+
+    VJP (2-D): dL/da = G · bᵀ,  dL/db = aᵀ · G.  Batched: the same on the last two axes;
+    the engine sums over batch axes that were broadcast. A 1-D operand is treated as a
+    row (a) or a column (b) vector and the added axis is removed again from its gradient.
+    """
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(
+                f"matmul needs operands with at least one axis, got shapes {a.shape} and {b.shape}"
+            )
+        k_a = a.shape[-1]
+        k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+        if k_a != k_b:
+            raise ValueError(
+                f"matmul shape mismatch: {a.shape} @ {b.shape} (the last axis of the left, "
+                f"{k_a}, must equal the {'second-to-last' if b.ndim >= 2 else 'only'} axis "
+                f"of the right, {k_b})"
+            )
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a  # row vector
+        b2 = b[:, None] if b.ndim == 1 else b  # column vector
+        g = grad
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = g @ np.swapaxes(b2, -1, -2)
+            if a.ndim == 1:
+                ga = ga[..., 0, :]
+        if self.needs_input_grad[1]:
+            gb = np.swapaxes(a2, -1, -2) @ g
+            if b.ndim == 1:
+                gb = gb[..., 0]
+        return ga, gb
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _normalise_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < max(ndim, 1):
+            raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(ax) % max(ndim, 1))
+    return tuple(out)
+
+
+class Sum(Function):
+    """out = Σ over ``axis`` of a.  VJP: dL/da = G broadcast back over the summed axes."""
+
+    def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.shape = a.shape
+        self.axes = _normalise_axis(self.axis, a.ndim)
+        return np.sum(a, axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        if not self.keepdims:
+            grad = np.expand_dims(grad, self.axes)
+        return (np.broadcast_to(grad, self.shape),)
+
+
+class Max(Function):
+    """out = max over ``axis`` of a.
+
+    VJP: the gradient flows to the maximal elements; where several elements tie, it is
+    shared equally among them (so the rule is the same whichever one NumPy would pick).
+    """
+
+    def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.axes = _normalise_axis(self.axis, a.ndim)
+        out = np.max(a, axis=self.axes, keepdims=True)
+        self.mask = a == out
+        return out if self.keepdims else np.squeeze(out, axis=self.axes)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        if not self.keepdims:
+            grad = np.expand_dims(grad, self.axes)
+        count = self.mask.sum(axis=self.axes, keepdims=True)
+        return (grad * self.mask / count,)
+
+
+class LogSoftmax(Function):
+    """out = a - logsumexp(a) along ``axis``, computed stably (max subtracted first).
+
+    VJP: dL/da = G - softmax(a) · Σ_axis G   (softmax = exp(out)).
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        shifted = a - np.max(a, axis=self.axis, keepdims=True)
+        self.out = shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+        return self.out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad - np.exp(self.out) * np.sum(grad, axis=self.axis, keepdims=True),)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+class Reshape(Function):
+    """out = a reshaped to ``shape``.  VJP: dL/da = G reshaped back to a's shape."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.in_shape = a.shape
+        try:
+            return a.reshape(self.shape)
+        except ValueError:
+            raise ValueError(
+                f"cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
+                f"into shape {self.shape}"
+            ) from None
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad.reshape(self.in_shape),)
+
+
+class Transpose(Function):
+    """out = a with its axes permuted (reversed if ``axes`` is None).
+
+    VJP: dL/da = G permuted by the inverse permutation (argsort of ``axes``). Note that
+    this is *not* a reshape: a reshape has the right shape and the wrong elements, and
+    only a random upstream gradient catches that (see gradcheck).
+    """
+
+    def __init__(self, axes: tuple[int, ...] | None = None) -> None:
+        self.axes = None if axes is None else tuple(axes)
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        axes = tuple(reversed(range(a.ndim))) if self.axes is None else self.axes
+        if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose axes {axes} are not a permutation of {a.ndim} axes")
+        self.perm = axes
+        return np.transpose(a, axes)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (np.transpose(grad, np.argsort(self.perm)),)
+
+
+class BroadcastTo(Function):
+    """out = a broadcast to ``shape``.  VJP: G itself; the engine sums it back to a's shape."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        try:
+            return np.broadcast_to(a, self.shape)
+        except ValueError:
+            raise ValueError(f"cannot broadcast shape {a.shape} to {self.shape}") from None
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad,)
+
+
+class GetItem(Function):
+    """out = a[index]: basic slices, integer arrays, boolean masks.
+
+    VJP: dL/da = zeros of a's shape with G scattered into the selected places. Repeated
+    integer indices each add their gradient (``np.add.at``, not ``+=``, which would keep
+    only the last).
+    """
+
+    def __init__(self, index: Any) -> None:
+        self.index = _plain_index(index)
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        self.shape, self.dtype = a.shape, a.dtype
+        return a[self.index]
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        out = np.zeros(self.shape, dtype=np.result_type(self.dtype, grad.dtype))
+        np.add.at(out, self.index, grad)
+        return (out,)
+
+
+def _plain_index(index: Any) -> Any:
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index

@@ -1,0 +1,416 @@
+"""The Tensor, the graph it records, and the backward pass.
+
+A :class:`Tensor` wraps a NumPy array. When an operation is applied to tensors that
+require a gradient, the result remembers the :class:`Function` that made it (its
+``_ctx``); the functions remember their inputs. That chain of records is the graph.
+
+``loss.backward()`` walks the graph once, from the loss back to the leaves:
+
+1. sort the nodes topologically (iteratively, so a chain 10,000 deep is fine);
+2. seed ``dL/dloss = 1`` (or the gradient you pass);
+3. visit nodes in reverse topological order; each node's function turns the gradient of
+   its output into one gradient per input (its vector-Jacobian product, VJP);
+4. undo broadcasting — in exactly one place, :func:`_sum_to_shape` — so each gradient has
+   its input's shape;
+5. add the gradient into the leaf's ``.grad`` (gradients accumulate, as in PyTorch).
+
+Only inputs that need a gradient get one: a frozen weight or a data tensor costs no
+backward matmul (``Function.needs_input_grad``).
+
+A second ``backward()`` through the same graph raises ``RuntimeError``: once the
+gradients have flowed, every function drops the arrays it saved for backward (so memory
+is released as soon as possible, as PyTorch does). Pass ``retain_graph=True`` to the first
+call to keep them and allow another pass; gradients then accumulate again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+ArrayLike = Any
+
+_GRAD_ENABLED = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside a :func:`no_grad` block."""
+    return _GRAD_ENABLED
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: operations inside record no graph (inference, optimizer steps)."""
+    global _GRAD_ENABLED
+    previous = _GRAD_ENABLED
+    _GRAD_ENABLED = False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+class Function:
+    """One differentiable primitive: ``forward`` on arrays, ``backward`` on arrays.
+
+    Subclasses implement
+
+    * ``forward(*arrays) -> ndarray`` — may save what backward needs on ``self``;
+    * ``backward(grad) -> tuple`` — one gradient per input (or ``None`` for an input that
+      does not need one; check ``self.needs_input_grad[i]`` to skip the work).
+
+    A gradient may have the *output's* broadcast shape: the engine sums it back to the
+    input's shape. Non-tensor settings (an axis, an exponent) go to ``__init__``.
+
+    Every subclass is recorded in :data:`REGISTRY` so that the test suite can
+    gradient-check all of them.
+    """
+
+    needs_input_grad: tuple[bool, ...] = ()
+    inputs: tuple[Tensor, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.__name__] = cls
+
+    def forward(self, *arrays: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
+        """Run the primitive on tensors and, if any input needs a gradient, record it."""
+        tensors = tuple(_as_tensor(x, like=_first_tensor(inputs)) for x in inputs)
+        fn = cls(**settings)
+        fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        out_data = fn.forward(*(t.data for t in tensors))
+        track = _GRAD_ENABLED and any(fn.needs_input_grad)
+        out = Tensor(out_data, requires_grad=track)
+        if track:
+            fn.inputs = tensors
+            out._ctx = fn
+        return out
+
+    def release(self) -> None:
+        """Drop everything saved for backward (called by the engine after use)."""
+        for name in list(vars(self)):
+            if name not in ("needs_input_grad", "inputs"):
+                delattr(self, name)
+        self._released = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+#: name -> Function subclass, filled by ``Function.__init_subclass__``.
+REGISTRY: dict[str, type[Function]] = {}
+
+
+def _first_tensor(values: tuple[Any, ...]) -> Tensor | None:
+    for v in values:
+        if isinstance(v, Tensor):
+            return v
+    return None
+
+
+def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
+    """Wrap a constant. A Python number takes the dtype of the tensor it meets, so that
+    ``x * 2`` keeps float32 float32 (NumPy would otherwise see a float64 0-d array)."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Tensor(np.asarray(value, dtype=like.dtype))
+    return Tensor(np.asarray(value))
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    ``Tensor(data, requires_grad=False)``: ``data`` is converted with ``np.asarray`` and
+    keeps its dtype. Only floating-point tensors may require a gradient.
+    """
+
+    __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data: np.ndarray = np.asarray(data)
+        self.grad: np.ndarray | None = None
+        self._ctx: Function | None = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # ----------------------------------------------------------------- attributes
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                "only floating-point tensors can require gradients; "
+                f"got dtype {self.data.dtype} (convert with .astype(np.float32) first)"
+            )
+        self._requires_grad = bool(value)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors created by the user (not by an operation that tracks grad)."""
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self._ctx is not None:
+            extra = f", grad_fn={type(self._ctx).__name__}"
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing the same data, cut from the graph."""
+        return Tensor(self.data, requires_grad=False)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A detached copy with another dtype (not differentiable)."""
+        return Tensor(self.data.astype(dtype))
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, grad: ArrayLike | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) · grad into every leaf's ``.grad``.
+
+        ``grad`` defaults to 1 for a one-element tensor; any other shape needs it.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the "
+                "computation had requires_grad=True (or it ran under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    "backward() without a gradient argument needs a one-element output; "
+                    f"got shape {self.shape}. Pass grad= of that shape, or reduce first "
+                    "(e.g. .sum())"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"backward() gradient has shape {seed.shape}, expected the output "
+                    f"shape {self.shape}"
+                )
+
+        grads: dict[int, np.ndarray] = {id(self): seed}
+        for node in reversed(_topological_order(self)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node._ctx
+            if fn is None:  # a leaf: accumulate, as PyTorch does
+                node.grad = g.copy() if node.grad is None else node.grad + g
+                continue
+            if getattr(fn, "_released", False):
+                raise RuntimeError(
+                    f"backward through {type(fn).__name__} a second time: its saved "
+                    "arrays were freed after the first backward. Call the first "
+                    "backward(retain_graph=True) to keep them."
+                )
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(fn.inputs):
+                raise RuntimeError(
+                    f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
+                    f"for {len(fn.inputs)} inputs"
+                )
+            for i, (inp, needed, ig) in enumerate(
+                zip(fn.inputs, fn.needs_input_grad, input_grads, strict=True)
+            ):
+                if not needed or ig is None:
+                    continue
+                ig = _sum_to_shape(np.asarray(ig), inp.shape, type(fn).__name__, i)
+                if ig.dtype != inp.dtype:
+                    ig = ig.astype(inp.dtype)
+                key = id(inp)
+                grads[key] = grads[key] + ig if key in grads else ig
+            if not retain_graph:
+                fn.release()
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.Add.apply(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, ops.Neg.apply(_as_tensor(other, like=self)))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.Add.apply(other, ops.Neg.apply(self))
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(other, self)
+
+    def __pow__(self, exponent: float) -> Tensor:
+        return ops.Pow.apply(self, exponent=exponent)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.GetItem.apply(self, index=index)
+
+    # ----------------------------------------------------------------- methods
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Composite: ``sum / count``."""
+        total = self.sum(axis=axis, keepdims=keepdims)
+        count = self.data.size // max(total.data.size, 1) if self.data.size else 1
+        return total / count
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.ReLU.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes: int) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (PyTorch's name)
+        return self.transpose()
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        return ops.BroadcastTo.apply(self, shape=tuple(shape))
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return ops.LogSoftmax.apply(self, axis=axis)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes reachable from ``root``, each after all of its inputs (iterative DFS)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for parent in node._ctx.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...], op: str, index: int) -> np.ndarray:
+    """Undo broadcasting: sum ``grad`` down to ``shape``. The one place it happens.
+
+    Broadcasting prepends axes and stretches axes of size 1; the adjoint of copying a
+    value is adding up its copies, so we sum over exactly those axes.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    if extra >= 0 and grad.ndim == len(shape):
+        stretched = tuple(
+            ax for ax, (g, s) in enumerate(zip(grad.shape, shape, strict=True)) if s == 1 and g != 1
+        )
+        if stretched:
+            grad = grad.sum(axis=stretched, keepdims=True)
+    if grad.shape != shape:
+        raise RuntimeError(
+            f"{op}.backward returned a gradient of shape {grad.shape} for input {index} "
+            f"of shape {shape}, and it cannot be summed back to that shape"
+        )
+    return grad
+
+
+from lora_np import ops  # noqa: E402  (ops subclasses Function, defined above)
