@@ -11,6 +11,7 @@ from lora_np.nn.modules import (
     Parameter,
     ReLU,
     Sequential,
+    StateDictError,
     Tanh,
     functional_call,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Parameter",
     "ReLU",
     "Sequential",
+    "StateDictError",
     "Tanh",
     "functional",
     "functional_call",

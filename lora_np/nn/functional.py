@@ -106,10 +106,10 @@ def _reduce(values: Tensor, reduction: str, name: str) -> Tensor:
     raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray) -> float:
+def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray | Tensor) -> float:
     """Fraction of rows whose arg-max equals the label (a number in [0, 1])."""
     z = np.asarray(logits.data if isinstance(logits, Tensor) else logits)
-    y = np.asarray(labels)
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if z.shape[0] != y.shape[0]:
         raise ValueError(f"accuracy: {z.shape[0]} predictions but {y.shape[0]} labels")
     return float(np.mean(np.argmax(z, axis=-1) == y))

@@ -33,8 +33,22 @@ class Parameter(Tensor):
 
 
 class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped: keys the model had but the state
+    dict lacked, and keys the state dict had but the model lacks."""
+
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+class StateDictError(KeyError, ValueError):
+    """``load_state_dict`` refused a state dict (missing/unexpected keys, wrong shapes).
+
+    A KeyError (a key is wrong) and a ValueError (bad input), so either ``except`` works.
+    Nothing has been written into the model when it is raised.
+    """
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class Module:
@@ -149,19 +163,25 @@ class Module:
 
     # ----------------------------------------------------------------- modes and grads
     def train(self, mode: bool = True) -> Module:
+        """Set ``training = mode`` on this module and every submodule (Dropout reads it)."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) expects a bool, got {type(mode).__name__}")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """``train(False)``: inference mode (Dropout becomes the identity)."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze (True) every parameter in the tree; returns self."""
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
     def zero_grad(self) -> None:
+        """Forget accumulated gradients (set every ``.grad`` to None, as PyTorch does)."""
         for p in self.parameters():
             p.grad = None
 
@@ -177,32 +197,49 @@ class Module:
     ) -> IncompatibleKeys:
         """Copy arrays into parameters and buffers by name.
 
-        Everything is validated before anything is written: with ``strict=True`` missing
-        or unexpected keys are an error that names them; a shape mismatch is always an
-        error naming the key and both shapes. Values are cast to each parameter's dtype.
+        Everything is validated before anything is written, so on error the model is
+        unchanged. With ``strict=True`` missing or unexpected keys are an error that names
+        them; a shape mismatch is always an error naming the key and both shapes (both
+        raise :class:`StateDictError`). Values are cast to each parameter's dtype and
+        copied, so the model never shares memory with the state dict.
+        Returns the (missing, unexpected) keys, which are empty when ``strict=True``.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                "load_state_dict expects a mapping of dotted names to arrays, got "
+                f"{type(state_dict).__name__}"
+            )
         own_params = dict(self.named_parameters())
         own_buffers = dict(self.named_buffers())
         own = set(own_params) | set(own_buffers)
         missing = sorted(own - set(state_dict))
         unexpected = sorted(set(state_dict) - own)
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f"load_state_dict into {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
-            )
         staged: list[tuple[str, np.ndarray]] = []
+        mismatched: list[str] = []
         for name, value in state_dict.items():
             if name not in own:
                 continue
             array = np.asarray(value.data if isinstance(value, Tensor) else value)
             target = own_params[name].data if name in own_params else own_buffers[name]
             if array.shape != target.shape:
-                raise ValueError(
-                    f"load_state_dict: shape mismatch for {name!r}: the checkpoint has "
-                    f"{array.shape}, the model has {target.shape}"
+                mismatched.append(
+                    f"{name!r}: the state dict has shape {array.shape}, "
+                    f"the model has {target.shape}"
                 )
+                continue
             staged.append((name, np.array(array, dtype=target.dtype)))
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if mismatched:
+            problems.append("shape mismatch for " + "; ".join(mismatched))
+        if problems:
+            raise StateDictError(
+                f"load_state_dict into {type(self).__name__} failed (nothing was loaded): "
+                + ", ".join(problems)
+            )
         for name, array in staged:
             if name in own_params:
                 own_params[name].data = array
@@ -356,8 +393,11 @@ class Sequential(Module):
         for i, layer in enumerate(layers):
             self.add_module(str(i), layer)
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
+    def __getitem__(self, index: int | slice) -> Module:
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
 
     def __len__(self) -> int:
         return len(self._modules)
