@@ -1,0 +1,118 @@
+"""``python -m lora_np reproduce [--quick] [--only NAME ...] [--out DIR] [--seed N]``.
+
+Runs each experiment of :data:`lora_np.experiments.EXPERIMENTS` in turn, writes
+``DIR/<name>.json`` (the result dict) and ``DIR/<name>.png`` (its figure), and prints one
+line per experiment: its headline number and how long it took. Files are written to a
+temporary name in ``DIR`` and renamed, so an interrupted run never leaves half a file.
+If an experiment fails, its traceback is printed, the others still run, and the command
+exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from lora_np.experiments import load, names
+from lora_np.experiments.common import jsonable
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``reproduce`` options to ``parser``."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer steps, seeds and grid points (CI size); the claims are the same",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=names(),
+        help=f"run only these experiments (default: all of {', '.join(names())})",
+    )
+    parser.add_argument(
+        "--out", default="figures", metavar="DIR", help="output folder (default: figures/)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def write_atomic(path: Path, write: Any, mode: str = "w") -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, mode) as file:
+            write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_result(result: dict[str, Any], path: Path) -> None:
+    """Write ``result`` as strict JSON (NaN/inf become null, see ``common.jsonable``)."""
+    text = json.dumps(jsonable(result), indent=1, allow_nan=False) + "\n"
+    write_atomic(path, lambda f: f.write(text))
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Render ``figure`` to PNG at ``path`` (atomically)."""
+    write_atomic(path, lambda f: figure.savefig(f, format="png"), mode="wb")
+
+
+def reproduce(
+    selected: list[str],
+    out: Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Run ``selected`` experiments, write their files into ``out`` and print summaries.
+
+    Returns ``{name: summary line}`` for the experiments that finished; a failure is
+    reported on stderr and left out of the returned dict.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    finished: dict[str, str] = {}
+    for name in selected:
+        start = time.perf_counter()
+        try:
+            module = load(name)
+            result = jsonable(module.run(quick=quick, seed=seed, progress=progress))
+            save_result(result, out / f"{name}.json")
+            save_figure(module.plot(result), out / f"{name}.png")
+            line = module.summary(result)
+        except Exception:
+            print(f"{name}: FAILED", file=sys.stderr)
+            traceback.print_exc()
+            continue
+        seconds = time.perf_counter() - start
+        finished[name] = line
+        print(f"{name}: {line}  [{seconds:.1f} s]", flush=True)
+    return finished
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point for ``python -m lora_np reproduce``; returns the exit status."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    selected = list(dict.fromkeys(args.only)) if args.only else names()
+    finished = reproduce(
+        selected,
+        Path(args.out),
+        quick=args.quick,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    return 0 if len(finished) == len(selected) else 1

@@ -1,0 +1,155 @@
+"""Tests for lora_np.experiments and ``python -m lora_np reproduce``.
+
+Structure (add to it, keep it):
+
+* one ``reproduce --quick`` run of every registered experiment into a temporary folder
+  (the session fixture ``quick_run``), as CI runs it;
+* a parametrised test over the registry: each JSON exists, is strict JSON, holds its
+  experiment's required fields (:data:`REQUIRED_FIELDS`), and a PNG was written;
+* per experiment, its own test functions asserting the claims it exists to show, on the
+  quick result (margins chosen after running seeds 0..4);
+* the CLI's own machinery (atomic writes, argument checking).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lora_np.__main__ import main
+from lora_np.experiments import EXPERIMENTS, load, names
+from lora_np.experiments.cli import write_atomic
+from lora_np.experiments.common import jsonable
+
+# The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "gradcheck_eps": ("eps", "error_float32", "error_float64", "best_eps_float64"),
+}
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    """``python -m lora_np reproduce --quick`` over every experiment, run once per session."""
+    out = tmp_path_factory.mktemp("figures")
+    status = main(["reproduce", "--quick", "--no-progress", "--out", str(out)])
+    return status, out
+
+
+def quick_result(quick_run: tuple[int, Path], name: str) -> dict[str, Any]:
+    _, out = quick_run
+    path = out / f"{name}.json"
+    assert path.exists(), f"reproduce --quick wrote no {path.name} (see the captured stderr)"
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_every_registered_experiment_has_required_fields_listed() -> None:
+    assert set(REQUIRED_FIELDS) == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", names())
+def test_quick_run_writes_json_with_fields_and_png(quick_run, name: str) -> None:
+    result = quick_result(quick_run, name)
+    missing = [field for field in REQUIRED_FIELDS[name] if field not in result]
+    assert not missing, f"{name}.json lacks {missing}"
+    assert result["quick"] is True
+    png = quick_run[1] / f"{name}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    module = load(name)
+    line = module.summary(result)
+    assert isinstance(line, str) and line and "\n" not in line
+
+
+def test_quick_run_succeeds_and_leaves_no_temporary_files(quick_run) -> None:
+    status, out = quick_run
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{name}.{ext}" for name in names() for ext in ("json", "png")
+    )
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_experiment_defines_run_plot_summary(name: str) -> None:
+    module = load(name)
+    for function in ("run", "plot", "summary"):
+        assert callable(getattr(module, function))
+
+
+def test_load_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        load("nope")
+    with pytest.raises(TypeError, match="must be a str"):
+        load(3)
+
+
+# --------------------------------------------------------------------------- CLI machinery
+
+
+def test_reproduce_only_rejects_an_unknown_name(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--only", "not_an_experiment"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_write_atomic_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+
+    def fails(file) -> None:
+        file.write("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_atomic(target, fails)
+    assert list(tmp_path.iterdir()) == []
+    write_atomic(target, lambda f: f.write("whole"))
+    assert target.read_text() == "whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_jsonable_turns_numpy_into_python_and_nan_into_none() -> None:
+    value = {"a": np.float32(1.5), "b": np.arange(3), "c": [np.nan, np.inf, 2.0], 4: True}
+    assert jsonable(value) == {"a": 1.5, "b": [0, 1, 2], "c": [None, None, 2.0], "4": True}
+    json.dumps(jsonable(value), allow_nan=False)
+    with pytest.raises(TypeError, match="cannot store a object"):
+        jsonable(object())
+
+
+# --------------------------------------------------------------------------- gradcheck_eps
+# seeds 0..5 (quick): best ε in float64 always 3e-6, best error 5e-11..1e-10; float32's best
+# 2e-5..4e-5 (≥ 3e5 × float64's); float32 at ε = 1e-6: 2.6e-2..3.3e-2; each end of the
+# float64 curve ≥ 2e7 × its minimum.
+
+
+def test_gradcheck_eps_float64_minimum_sits_near_1e_6_to_1e_5(quick_run) -> None:
+    result = quick_result(quick_run, "gradcheck_eps")
+    assert 1e-7 <= result["best_eps_float64"] <= 1e-4
+    assert result["best_error_float64"] < 1e-8
+
+
+def test_gradcheck_eps_curve_is_a_u_in_float64(quick_run) -> None:
+    result = quick_result(quick_run, "gradcheck_eps")
+    errors = np.array(result["error_float64"])
+    eps = np.array(result["eps"])
+    assert eps[0] >= 1e-1 and eps[-1] <= 1e-12
+    assert errors[0] > 1e4 * errors.min()  # truncation at large ε
+    assert errors[-1] > 1e4 * errors.min()  # round-off at small ε
+
+
+def test_gradcheck_eps_float32_never_gets_close(quick_run) -> None:
+    result = quick_result(quick_run, "gradcheck_eps")
+    assert result["best_error_float32"] > 1e3 * result["best_error_float64"]
+    assert result["error_at_default_eps_float32"] > 1e-3  # gradcheck's ε is noise in float32
+
+
+def test_gradcheck_eps_same_seed_same_result() -> None:
+    module = load("gradcheck_eps")
+    first = jsonable(module.run(quick=True, seed=3, progress=False))
+    second = jsonable(module.run(quick=True, seed=3, progress=False))
+    assert json.dumps(first) == json.dumps(second)
+    assert first != jsonable(module.run(quick=True, seed=4, progress=False))
