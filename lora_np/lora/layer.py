@@ -178,6 +178,7 @@ class LoRALinear(Module):
         self.use_rslora = bool(use_rslora)
         self.use_dora = bool(use_dora)
         self.dora_detach_norm = bool(dora_detach_norm)
+        self.freeze_a = bool(freeze_a)
         self.init = init_method
         self.scaling = lora_scaling(self.rank, self.alpha, self.use_rslora)
         self.in_features, self.out_features = in_f, out_f
