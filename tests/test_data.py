@@ -11,16 +11,25 @@ import pytest
 
 from lora_np import data
 from lora_np.data import (
+    DEFAULT_SHIFT_SIZE,
     DIGITS_CLASS_COUNTS,
     DIGITS_SHA256,
+    PlantedShift,
     Standardizer,
     batches,
     digits_split,
     load_digits,
+    make_teacher,
     num_batches,
+    paired_datasets,
+    planted_shift,
     standardize,
+    teacher_dataset,
+    teacher_labels,
+    teacher_student_task,
     train_test_split,
 )
+from lora_np.nn.modules import MLP
 
 # --------------------------------------------------------------------------- digits
 
@@ -230,3 +239,171 @@ def test_batches_bad_arguments_raise_on_call() -> None:
 
 def test_module_exposes_citation() -> None:
     assert "Alpaydin" in data.DIGITS_CITATION and "10.24432/C50P49" in data.DIGITS_CITATION
+
+
+# --------------------------------------------------------------------------- teacher–student
+
+
+@pytest.fixture(scope="module")
+def teacher() -> MLP:
+    return make_teacher((16, 32, 24, 5), rng=np.random.default_rng(0))
+
+
+def test_make_teacher_is_balanced_and_seeded(teacher: MLP) -> None:
+    assert isinstance(teacher, MLP) and teacher.sizes == (16, 32, 24, 5)
+    X = np.random.default_rng(1).standard_normal((20_000, 16)).astype(np.float32)
+    shares = np.bincount(teacher_labels(teacher, X), minlength=5) / len(X)
+    # calibrated to 1% on its own 20,000 draws; the calibration sample and this fresh one
+    # each add ~1.4% (relative) of sampling noise, so 5% is a ~2.5 sigma band
+    assert np.all(np.abs(shares - 0.2) < 0.2 * 0.05), shares
+    again = make_teacher((16, 32, 24, 5), rng=np.random.default_rng(0))
+    for (name, a), (_, b) in zip(
+        teacher.state_dict().items(), again.state_dict().items(), strict=True
+    ):
+        assert np.array_equal(a, b), name
+    other = make_teacher((16, 32, 24, 5), rng=np.random.default_rng(1))
+    assert not np.array_equal(other.state_dict()["0.weight"], teacher.state_dict()["0.weight"])
+
+
+def test_teacher_dataset_balanced_exactly(teacher: MLP) -> None:
+    X, y = teacher_dataset(teacher, 1003, rng=np.random.default_rng(2))
+    assert X.shape == (1003, 16) and X.dtype == np.float32 and y.dtype == np.int64
+    assert np.bincount(y, minlength=5).tolist() == [201, 201, 201, 200, 200]
+    assert np.array_equal(teacher_labels(teacher, X), y)
+    assert len(np.unique(y[:20])) > 1  # returned in random order, not grouped by class
+    X2, y2 = teacher_dataset(teacher, 1003, rng=np.random.default_rng(2))
+    assert np.array_equal(X, X2) and np.array_equal(y, y2)
+    Xu, yu = teacher_dataset(teacher, 500, rng=np.random.default_rng(3), balance=False)
+    assert Xu.shape == (500, 16) and np.array_equal(teacher_labels(teacher, Xu), yu)
+
+
+def test_teacher_dataset_rejects_a_degenerate_teacher() -> None:
+    lopsided = MLP((4, 8, 3), rng=np.random.default_rng(0))
+    lopsided[2].bias.data = np.array([100.0, 0.0, 0.0], dtype=np.float32)  # always class 0
+    with pytest.raises(ValueError, match=r"almost never predicts classes \[1, 2\]"):
+        teacher_dataset(lopsided, 30, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="positive int"):
+        teacher_dataset(lopsided, 0)
+
+
+def test_make_teacher_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="sizes"):
+        make_teacher((16,))
+    with pytest.raises(ValueError, match="2 classes"):
+        make_teacher((16, 8, 1))
+    with pytest.raises(ValueError, match="activation"):
+        make_teacher((16, 8, 3), activation="gelu")
+    with pytest.raises(ValueError, match="calibration_samples"):
+        make_teacher((16, 8, 3), calibration_samples=10)
+
+
+@pytest.mark.parametrize("rank", [1, 3, 7])
+def test_planted_shift_has_exact_rank_and_size(teacher: MLP, rank: int) -> None:
+    before = teacher.state_dict()
+    shifted = planted_shift(teacher, "2", rank, 0.4, rng=np.random.default_rng(rank))
+    record = shifted.planted_shift
+    assert isinstance(record, PlantedShift)
+    assert (record.layer, record.rank, record.size) == ("2", rank, 0.4)
+    delta = shifted.planted_delta
+    W = before["2.weight"].astype(np.float64)
+    assert delta.shape == W.shape == (24, 32)
+    sv = np.linalg.svd(delta, compute_uv=False)
+    assert np.all(sv[:rank] > 1e-3 * sv[0]) and np.all(sv[rank:] < 1e-12 * sv[0])
+    assert np.linalg.matrix_rank(delta) == rank
+    # equal singular values by default, and the requested relative Frobenius size
+    np.testing.assert_allclose(sv[:rank], sv[0], rtol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(delta), 0.4 * np.linalg.norm(W), rtol=1e-12)
+    np.testing.assert_allclose(record.U.T @ record.U, np.eye(rank), atol=1e-12)
+    np.testing.assert_allclose(record.V.T @ record.V, np.eye(rank), atol=1e-12)
+    # only the chosen weight moved, by ΔW (up to float32 rounding); the teacher is intact
+    after = shifted.state_dict()
+    for name, value in before.items():
+        assert np.array_equal(teacher.state_dict()[name], value), name
+        if name != "2.weight":
+            assert np.array_equal(after[name], value), name
+    np.testing.assert_allclose(after["2.weight"] - W, delta, atol=1e-6)
+
+
+def test_planted_shift_preserves_the_mean_input(teacher: MLP) -> None:
+    shifted = planted_shift(teacher, "2", 3, rng=np.random.default_rng(0))
+    assert shifted.planted_shift.size == DEFAULT_SHIFT_SIZE
+    # the average input of layer "2" (after layer "0" and a ReLU), computed independently
+    X = np.random.default_rng(9).standard_normal((50_000, 16))
+    sd = teacher.state_dict()
+    h = np.maximum(X @ sd["0.weight"].T.astype(np.float64) + sd["0.bias"], 0)
+    mean = h.mean(axis=0)
+    delta = shifted.planted_delta
+    # ΔW·m is ~0 (only sampling error of the 4,096-point estimate), unlike W·m
+    ratio = np.linalg.norm(delta @ mean) / (np.linalg.norm(delta, 2) * np.linalg.norm(mean))
+    assert ratio < 0.05, ratio
+    free = planted_shift(teacher, "2", 3, rng=np.random.default_rng(0), preserve_mean=False)
+    free_ratio = np.linalg.norm(free.planted_delta @ mean) / (
+        np.linalg.norm(free.planted_delta, 2) * np.linalg.norm(mean)
+    )
+    assert free_ratio > ratio
+
+
+def test_planted_shift_singular_value_profile(teacher: MLP) -> None:
+    shifted = planted_shift(
+        teacher, "4", 3, 0.3, rng=np.random.default_rng(0), singular_values=[4.0, 2.0, 1.0]
+    )
+    sv = np.linalg.svd(shifted.planted_delta, compute_uv=False)[:3]
+    np.testing.assert_allclose(sv / sv[-1], [4.0, 2.0, 1.0], rtol=1e-10)
+    W = teacher.state_dict()["4.weight"]
+    np.testing.assert_allclose(
+        np.linalg.norm(shifted.planted_delta), 0.3 * np.linalg.norm(W.astype(np.float64))
+    )
+
+
+def test_planted_shift_bad_arguments(teacher: MLP) -> None:
+    with pytest.raises(ValueError, match=r"no Linear layer named '1'.*\['0', '2', '4'\]"):
+        planted_shift(teacher, "1", 1)
+    with pytest.raises(ValueError, match=r"no Linear layer named 'fc'"):
+        planted_shift(teacher, "fc", 1)
+    with pytest.raises(TypeError, match="dotted name"):
+        planted_shift(teacher, 2, 1)
+    with pytest.raises(ValueError, match=r"between 1 and min\(out, in - 1\) = 24 .*got 25"):
+        planted_shift(teacher, "2", 25)  # layer "2" is (24, 32)
+    # layer "0" is (32, 16): preserving the mean costs one of the 16 input directions
+    with pytest.raises(ValueError, match=r"min\(out, in - 1\) = 15 .*got 16"):
+        planted_shift(teacher, "0", 16)
+    assert planted_shift(teacher, "0", 16, preserve_mean=False).planted_shift.rank == 16
+    with pytest.raises(ValueError, match=r"min\(out, in\) = 16 .*got 17"):
+        planted_shift(teacher, "0", 17, preserve_mean=False)
+    with pytest.raises(ValueError, match="got 0"):
+        planted_shift(teacher, "2", 0)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        planted_shift(teacher, "2", 2.0)
+    with pytest.raises(ValueError, match="size must be a finite number > 0"):
+        planted_shift(teacher, "2", 2, 0.0)
+    with pytest.raises(ValueError, match="size must be a finite number > 0"):
+        planted_shift(teacher, "2", 2, float("nan"))
+    with pytest.raises(ValueError, match="2 positive numbers"):
+        planted_shift(teacher, "2", 2, singular_values=[1.0, 2.0, 3.0])
+
+
+def test_teacher_student_task_shares_inputs_and_relabels_a_fraction() -> None:
+    task = teacher_student_task(n_train=600, n_test=1000, rng=np.random.default_rng(0))
+    assert task.X_train.shape == (600, 32) and task.X_test.shape == (1000, 32)
+    assert np.bincount(task.y_train_a, minlength=10).tolist() == [60] * 10
+    assert np.array_equal(teacher_labels(task.teacher_a, task.X_test), task.y_test_a)
+    assert np.array_equal(teacher_labels(task.teacher_b, task.X_test), task.y_test_b)
+    assert np.array_equal(teacher_labels(task.teacher_b, task.X_train), task.y_train_b)
+    assert task.shift.rank == 4 and task.shift.layer == "2"
+    # the default shift is a real task: a substantial share of labels changes
+    assert 0.2 <= task.changed_fraction <= 0.6, task.changed_fraction
+    same = teacher_student_task(n_train=600, n_test=1000, rng=np.random.default_rng(0))
+    assert np.array_equal(same.X_train, task.X_train)
+    assert np.array_equal(same.y_test_b, task.y_test_b)
+
+
+def test_paired_datasets_label_the_same_inputs(teacher: MLP) -> None:
+    shifted = planted_shift(teacher, "0", 2, rng=np.random.default_rng(4))
+    X_tr, ya_tr, yb_tr, X_te, ya_te, yb_te = paired_datasets(
+        teacher, shifted, 250, 100, rng=np.random.default_rng(5)
+    )
+    assert X_tr.shape == (250, 16) and X_te.shape == (100, 16)
+    assert np.array_equal(teacher_labels(teacher, X_tr), ya_tr)
+    assert np.array_equal(teacher_labels(shifted, X_tr), yb_tr)
+    assert np.array_equal(teacher_labels(shifted, X_te), yb_te)
+    assert np.bincount(ya_te, minlength=5).tolist() == [20] * 5
