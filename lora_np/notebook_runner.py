@@ -1,0 +1,188 @@
+"""``python -m lora_np notebooks [--quick] [names...]``: execute the course notebooks in place.
+
+Each notebook runs top to bottom in a fresh ``python3`` kernel (nbclient + ipykernel), in
+its own directory, so that relative paths in the notebook work. The executed notebook
+replaces the file only once every cell has run without error, and the replacement is
+atomic (a temporary file in the same directory, then a rename), so an error never leaves a
+half-executed notebook behind.
+
+``--quick`` sets ``LORA_NP_QUICK=1`` in the kernel's environment; notebooks read it
+(:func:`lora_np.notebook_utils.quick_mode`) to run small. The committed notebooks are full
+runs. Each executed notebook records how it was run in its metadata
+(``metadata["lora_np"] = {"quick": ...}``) so the test suite can tell a full run from a
+quick one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+#: The repository checkout this package lives in (its ``notebooks/`` is the default).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+QUICK_ENV = "LORA_NP_QUICK"
+KERNEL_NAME = "python3"
+
+
+def find_notebooks(names: Sequence[str] = (), directory: Path | str = NOTEBOOK_DIR) -> list[Path]:
+    """The notebooks to run, in name order (so 01 runs before 02).
+
+    With no ``names``: every ``*.ipynb`` in ``directory``. A name may be a path to a
+    notebook, a file name (``01_autograd_from_scratch.ipynb``), a stem
+    (``01_autograd_from_scratch``) or a unique prefix of a stem (``01``).
+    """
+    directory = Path(directory)
+    available = sorted(p for p in directory.glob("*.ipynb") if p.is_file())
+    if not names:
+        return available
+    chosen: list[Path] = []
+    for name in names:
+        as_path = Path(name)
+        if as_path.suffix == ".ipynb" and as_path.is_file():
+            matches = [as_path]
+        else:
+            stem = as_path.name.removesuffix(".ipynb")
+            exact = [p for p in available if p.stem == stem]
+            matches = exact or [p for p in available if p.stem.startswith(stem)]
+        if len(matches) != 1:
+            found = "no notebook" if not matches else f"{len(matches)} notebooks"
+            raise ValueError(
+                f"notebook name {name!r} matches {found} in {directory}; expected exactly one "
+                f"of {[p.stem for p in available]}"
+            )
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return sorted(chosen)
+
+
+@contextlib.contextmanager
+def _kernel_environment(quick: bool) -> Iterator[None]:
+    """Set the environment the kernel inherits, and restore ours afterwards.
+
+    ``LORA_NP_QUICK`` is "1" or "0"; the checkout is put on ``PYTHONPATH`` so that
+    ``import lora_np`` finds this very package even without an install; matplotlib draws
+    inline, so figures are stored in the notebook.
+    """
+    settings = {
+        QUICK_ENV: "1" if quick else "0",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        ),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute_notebook(
+    path: Path | str,
+    *,
+    quick: bool = False,
+    timeout: int = 600,
+    kernel_name: str = KERNEL_NAME,
+) -> nbformat.NotebookNode:
+    """Run the notebook at ``path`` in a fresh kernel and return the executed notebook.
+
+    Nothing is written. Raises :class:`nbclient.exceptions.CellExecutionError` (with the
+    failing cell and its traceback) if any cell raises; ``timeout`` is per cell, in seconds.
+    """
+    path = Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        record_timing=False,  # no timestamps: re-running an unchanged notebook changes little
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
+    with _kernel_environment(quick):
+        client.execute()
+    notebook.metadata["lora_np"] = {"quick": bool(quick)}
+    return notebook
+
+
+def write_atomically(notebook: nbformat.NotebookNode, path: Path | str) -> None:
+    """Write ``notebook`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    nbformat.validate(notebook)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".ipynb", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(notebook, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help="notebooks to run (stem, file name or unique prefix, e.g. 01); default: all",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"run small ({QUICK_ENV}=1), for a fast check; the committed notebooks are full runs",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=NOTEBOOK_DIR,
+        help=f"directory holding the notebooks (default: {NOTEBOOK_DIR})",
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        paths = find_notebooks(args.names, args.dir)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"error: no notebooks found in {args.dir}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+    mode = "quick" if args.quick else "full"
+    for path in paths:
+        print(f"[{mode}] {path.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            executed = execute_notebook(path, quick=args.quick, timeout=args.timeout)
+        except CellExecutionError as error:
+            print(f"  FAILED after {time.perf_counter() - start:.1f} s, file left unchanged:")
+            print(str(error), file=sys.stderr)
+            failed.append(path.name)
+            continue
+        write_atomically(executed, path)
+        print(f"  ok in {time.perf_counter() - start:.1f} s, written", flush=True)
+    if failed:
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
