@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -121,11 +122,22 @@ def execute_notebook(
 
 
 def write_atomically(notebook: nbformat.NotebookNode, path: Path | str) -> None:
-    """Write ``notebook`` to ``path`` through a temporary file and a rename."""
+    """Write ``notebook`` to ``path`` through a temporary file and a rename.
+
+    The file keeps its permissions (a new file gets the usual ones, 0666 minus the umask;
+    ``mkstemp`` alone would make it private).
+    """
     path = Path(path)
     nbformat.validate(notebook)
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".ipynb", dir=path.parent)
     try:
+        os.chmod(tmp_name, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             nbformat.write(notebook, handle)
             handle.flush()

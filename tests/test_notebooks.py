@@ -199,3 +199,11 @@ def test_quick_mode_rejects_an_unclear_value(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LORA_NP_QUICK", "maybe")
     with pytest.raises(ValueError, match="LORA_NP_QUICK"):
         quick_mode()
+
+
+def test_atomic_write_keeps_the_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    _write_notebook(path, "1")
+    path.chmod(0o640)
+    notebook_runner.write_atomically(nbformat.read(path, as_version=4), path)
+    assert path.stat().st_mode & 0o777 == 0o640
