@@ -5,9 +5,11 @@
 * :class:`LoRAConfig` and :func:`apply_lora` — put adapters into a model;
   :func:`mark_only_lora_as_trainable`, :func:`merge_and_unload`, :func:`unload`,
   :func:`disable_adapter`, :func:`lora_plus_param_groups` — work with them.
+* :func:`save_adapter` / :func:`load_adapter` — adapters on disk in PEFT's format.
 """
 
 from lora_np.lora.config import LoRAConfig
+from lora_np.lora.io import load_adapter, save_adapter
 from lora_np.lora.layer import LoRALinear, lora_scaling
 from lora_np.lora.model import (
     apply_lora,
@@ -30,6 +32,7 @@ __all__ = [
     "count_parameters",
     "disable_adapter",
     "find_target_names",
+    "load_adapter",
     "lora_layers",
     "lora_plus_param_groups",
     "lora_scaling",
@@ -37,5 +40,6 @@ __all__ = [
     "mark_only_lora_as_trainable",
     "merge_and_unload",
     "print_trainable_parameters",
+    "save_adapter",
     "unload",
 ]

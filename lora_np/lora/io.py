@@ -1,0 +1,344 @@
+"""Adapters on disk, in PEFT's format: what is trained here loads in PyTorch, and back.
+
+A directory holds two files:
+
+* ``adapter_config.json`` — ``peft_type: "LORA"``, ``r``, ``lora_alpha``, ``lora_dropout``,
+  ``target_modules`` (the exact names adapted), ``bias``, ``use_rslora``, ``use_dora``,
+  ``init_lora_weights``, ``rank_pattern``, ``alpha_pattern``, ``modules_to_save``;
+* ``adapter_model.safetensors`` — the tensors, written with the ``safetensors`` library
+  (a JSON header and raw little-endian arrays: no pickle, nothing executable). PEFT's keys,
+  for a module at dotted path ``p``:
+
+  ======================================================  ===========  =====================
+  key                                                     shape        lora_np parameter
+  ======================================================  ===========  =====================
+  ``base_model.model.<p>.lora_A.weight``                  (r, in)      ``<p>.lora_a.weight``
+  ``base_model.model.<p>.lora_B.weight``                  (out, r)     ``<p>.lora_b.weight``
+  ``base_model.model.<p>.lora_magnitude_vector`` (DoRA)   (out,)       ``<p>.magnitude``
+  ``base_model.model.<p>.base_layer.bias`` (bias modes)   (out,)       ``<p>.linear.bias``
+  ``base_model.model.<q>.<param>`` (other biases,         as is        ``<q>.<param>``
+  modules_to_save)
+  ======================================================  ===========  =====================
+
+Both files are written to a temporary name and renamed (``os.replace`` is atomic), so an
+interrupted save never leaves half a file. :func:`load_adapter` checks everything — the
+config, every key, every shape — before it changes the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+
+from lora_np.lora.config import LoRAConfig, pattern_value
+from lora_np.lora.model import apply_lora, find_target_names, lora_layers
+from lora_np.nn.modules import Module
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+PREFIX = "base_model.model."
+
+# PEFT options lora_np does not implement: loading a config that uses one is an error.
+_UNSUPPORTED = {
+    "fan_in_fan_out": False,
+    "lora_bias": False,
+    "layers_to_transform": None,
+    "layers_pattern": None,
+    "layer_replication": None,
+    "exclude_modules": None,
+    "trainable_token_indices": None,
+    "target_parameters": None,
+    "use_qalora": False,
+    "use_bdlora": None,
+}
+_INIT_TO_PEFT = {"kaiming": True, "gaussian": "gaussian", "pissa": "pissa"}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _most_common(values: list[Any]) -> Any:
+    return Counter(values).most_common(1)[0][0]
+
+
+def _plain_number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def adapter_tensors(model: Module) -> dict[str, np.ndarray]:
+    """The adapter's arrays under PEFT's key names (what ``adapter_model.safetensors`` holds)."""
+    config = getattr(model, "lora_config", None)
+    bias = config.bias if config is not None else "none"
+    to_save = list(getattr(model, "_lora_originals", {}))
+    tensors: dict[str, np.ndarray] = {}
+    adapted = {}
+    for name, layer in lora_layers(model):
+        adapted[name] = layer
+        tensors[f"{PREFIX}{name}.lora_A.weight"] = layer.lora_a.weight.data
+        tensors[f"{PREFIX}{name}.lora_B.weight"] = layer.lora_b.weight.data
+        if layer.use_dora:
+            tensors[f"{PREFIX}{name}.lora_magnitude_vector"] = layer.magnitude.data
+        if bias in ("all", "lora_only") and layer.linear.bias is not None:
+            tensors[f"{PREFIX}{name}.base_layer.bias"] = layer.linear.bias.data
+    if bias == "all":
+        for name, module in model.named_modules():
+            b = module._parameters.get("bias")
+            inside = any(name == a or name.startswith(a + ".") for a in adapted)
+            if b is not None and not inside and name not in to_save:
+                tensors[f"{PREFIX}{name}.bias" if name else f"{PREFIX}bias"] = b.data
+    for name in to_save:
+        for key, p in model.get_submodule(name).named_parameters():
+            tensors[f"{PREFIX}{name}.{key}"] = p.data
+    return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+
+
+def adapter_config(model: Module) -> dict[str, Any]:
+    """The ``adapter_config.json`` contents for ``model``'s adapters (PEFT's field names).
+
+    ``target_modules`` lists the exact names adapted; per-layer ranks/alphas that differ
+    from ``r``/``lora_alpha`` go to ``rank_pattern``/``alpha_pattern`` under their escaped
+    full names, so PEFT resolves them to the same layers.
+    """
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("save_adapter: the model has no LoRA layers (call apply_lora first)")
+    for flag in ("use_rslora", "use_dora"):
+        values = {getattr(layer, flag) for _, layer in layers}
+        if len(values) > 1:
+            raise ValueError(
+                f"save_adapter: layers disagree on {flag}; the PEFT format has one setting"
+            )
+    config = getattr(model, "lora_config", None)
+    first = layers[0][1]
+    r = config.rank if config is not None else _most_common([lyr.rank for _, lyr in layers])
+    alpha = config.alpha if config is not None else _most_common([lyr.alpha for _, lyr in layers])
+    return {
+        "peft_type": "LORA",
+        "task_type": None,
+        "base_model_name_or_path": None,
+        "revision": None,
+        "inference_mode": True,
+        "r": int(r),
+        "lora_alpha": _plain_number(alpha),
+        "lora_dropout": float(first.dropout.p),
+        "target_modules": [name for name, _ in layers],
+        "bias": config.bias if config is not None else "none",
+        "use_rslora": first.use_rslora,
+        "use_dora": first.use_dora,
+        "init_lora_weights": _INIT_TO_PEFT[first.init],
+        "rank_pattern": {re.escape(n): lyr.rank for n, lyr in layers if lyr.rank != r},
+        "alpha_pattern": {
+            re.escape(n): _plain_number(lyr.alpha) for n, lyr in layers if lyr.alpha != alpha
+        },
+        "modules_to_save": list(getattr(model, "_lora_originals", {})) or None,
+        "fan_in_fan_out": False,
+        "layers_to_transform": None,
+        "layers_pattern": None,
+    }
+
+
+def save_adapter(model: Module, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model``'s adapters to ``directory`` in PEFT's format; return the directory.
+
+    Only what fine-tuning changed is written (see the module docstring for the keys).
+    """
+    directory = Path(directory)
+    config = adapter_config(model)
+    tensors = adapter_tensors(model)
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write(directory / WEIGHTS_NAME, save_safetensors(tensors))
+    _atomic_write(
+        directory / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+    )
+    return directory
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_adapter_config(path: str | os.PathLike[str]) -> LoRAConfig:
+    """Parse and check an ``adapter_config.json``; errors name the file and the field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no adapter config at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    if raw.get("peft_type") != "LORA":
+        raise ValueError(f"{path}: peft_type must be 'LORA', got {raw.get('peft_type')!r}")
+    for key in ("r", "lora_alpha", "target_modules"):
+        if key not in raw:
+            raise ValueError(f"{path}: missing field {key!r}")
+    for key, default in _UNSUPPORTED.items():
+        value = raw.get(key, default)
+        if value not in (default, None, False, [], {}):
+            raise ValueError(f"{path}: field {key!r} = {value!r} is not supported by lora_np")
+    init = raw.get("init_lora_weights", True)
+    if init is True or init is False:
+        init = "kaiming"  # the values are loaded from the file anyway
+    elif isinstance(init, str) and init.startswith("pissa"):
+        init = "pissa"
+    elif init != "gaussian":
+        raise ValueError(f"{path}: init_lora_weights = {init!r} is not supported by lora_np")
+    try:
+        return LoRAConfig(
+            rank=raw["r"],
+            alpha=raw["lora_alpha"],
+            dropout=raw.get("lora_dropout", 0.0),
+            target_modules=raw["target_modules"],
+            bias=raw.get("bias", "none"),
+            modules_to_save=tuple(raw.get("modules_to_save") or ()),
+            init=init,
+            use_rslora=raw.get("use_rslora", False),
+            use_dora=raw.get("use_dora", False),
+            rank_pattern=dict(raw.get("rank_pattern") or {}),
+            alpha_pattern=dict(raw.get("alpha_pattern") or {}),
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read ``adapter_model.safetensors``; a truncated or corrupt file is a ValueError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no adapter weights at {path}") from None
+    try:
+        return load_safetensors(data)
+    except (SafetensorError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+
+
+def _expected_shapes(model: Module, config: LoRAConfig) -> dict[str, tuple[str, tuple]]:
+    """PEFT key -> (lora_np parameter name, shape) that the adapter must provide."""
+    existing = lora_layers(model)
+    modules = dict(model.named_modules())
+    if existing:
+        _check_existing_layers(existing, config)
+        plan = [(n, lyr.rank, lyr.in_features, lyr.out_features, lyr) for n, lyr in existing]
+    else:
+        plan = []
+        for name in find_target_names(model, config):
+            lin = modules[name]
+            rank = pattern_value(name, config.rank_pattern, config.rank)
+            plan.append((name, rank, lin.in_features, lin.out_features, lin))
+    expected: dict[str, tuple[str, tuple]] = {}
+    adapted = [n for n, *_ in plan]
+    for name, rank, in_f, out_f, module in plan:
+        expected[f"{PREFIX}{name}.lora_A.weight"] = (f"{name}.lora_a.weight", (rank, in_f))
+        expected[f"{PREFIX}{name}.lora_B.weight"] = (f"{name}.lora_b.weight", (out_f, rank))
+        if config.use_dora:
+            expected[f"{PREFIX}{name}.lora_magnitude_vector"] = (f"{name}.magnitude", (out_f,))
+        bias = module.linear.bias if existing else module.bias
+        if config.bias in ("all", "lora_only") and bias is not None:
+            expected[f"{PREFIX}{name}.base_layer.bias"] = (f"{name}.linear.bias", (out_f,))
+    save_names = [n for n, _ in modules.items() if n and _listed(n, config.modules_to_save)]
+    if config.bias == "all":
+        for name, module in modules.items():
+            b = module._parameters.get("bias")
+            inside = any(name == a or name.startswith(a + ".") for a in adapted)
+            if b is not None and not inside and name not in save_names:
+                key = f"{name}.bias" if name else "bias"
+                expected[PREFIX + key] = (key, b.shape)
+    for name in save_names:
+        for key, p in modules[name].named_parameters():
+            expected[f"{PREFIX}{name}.{key}"] = (f"{name}.{key}", p.shape)
+    return expected
+
+
+def _check_existing_layers(layers: list[tuple[str, Any]], config: LoRAConfig) -> None:
+    """Loading into LoRA layers that exist: they must be the ones the config describes."""
+    for name, layer in layers:
+        want = {
+            "rank": pattern_value(name, config.rank_pattern, config.rank),
+            "alpha": float(pattern_value(name, config.alpha_pattern, config.alpha)),
+            "use_rslora": config.use_rslora,
+            "use_dora": config.use_dora,
+        }
+        for attr, value in want.items():
+            if getattr(layer, attr) != value:
+                raise ValueError(
+                    f"the model's LoRA layer {name!r} has {attr}={getattr(layer, attr)!r}, "
+                    f"the adapter has {value!r}"
+                )
+
+
+def _listed(name: str, entries: tuple[str, ...]) -> bool:
+    return any(name == e or name.endswith("." + e) for e in entries)
+
+
+def load_adapter(model: Module, directory: str | os.PathLike[str]) -> Module:
+    """Load an adapter saved by :func:`save_adapter` or by PEFT's ``save_pretrained``.
+
+    If the model has no LoRA layers yet, they are created from the saved config (as
+    :func:`apply_lora` would), then the saved arrays are copied in. Nothing is changed
+    unless the whole adapter checks out: a missing or wrong-shaped key, an unexpected key,
+    a wrong ``peft_type``, a corrupt or truncated file each raise an error naming the file
+    (and the key).
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    config = read_adapter_config(config_path)
+    tensors = read_adapter_tensors(weights_path)
+    try:
+        expected = _expected_shapes(model, config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{config_path}: does not fit this model: {err}") from err
+    # PEFT also writes the inner copies of modules_to_save when bias="all"; they duplicate
+    # the plain keys, so they are skipped.
+    ignored = re.compile(r".*\.(modules_to_save|original_module)\..*")
+    for key in sorted(set(tensors) - set(expected)):
+        if not ignored.fullmatch(key):
+            raise ValueError(
+                f"{weights_path}: unexpected key {key!r} (this model's adapter has "
+                f"{sorted(expected)})"
+            )
+    for key, (_, shape) in expected.items():
+        if key not in tensors:
+            raise ValueError(f"{weights_path}: missing key {key!r} (expected shape {shape})")
+        array = tensors[key]
+        if tuple(array.shape) != tuple(shape):
+            raise ValueError(
+                f"{weights_path}: key {key!r} has shape {tuple(array.shape)}, the model "
+                f"needs {tuple(shape)}"
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{weights_path}: key {key!r} has dtype {array.dtype}, not float")
+
+    if not lora_layers(model):
+        apply_lora(model, config)
+    params = dict(model.named_parameters())
+    for key, (name, _) in expected.items():
+        params[name].data = tensors[key].astype(params[name].dtype)
+    return model

@@ -1,0 +1,240 @@
+"""Adapters on disk: PEFT's layout, bit-exact round trips, and errors that change nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from lora_np.lora import (
+    LoRAConfig,
+    apply_lora,
+    load_adapter,
+    lora_layers,
+    lora_state_dict,
+    save_adapter,
+)
+from lora_np.lora.io import CONFIG_NAME, WEIGHTS_NAME
+from lora_np.nn.modules import MLP, Module
+from lora_np.tensor import Tensor
+
+SIZES = [6, 8, 8, 3]
+
+
+def _base(seed: int = 0) -> MLP:
+    return MLP(SIZES, rng=np.random.default_rng(seed))
+
+
+def _trained(config: LoRAConfig, seed: int = 1) -> MLP:
+    """A LoRA model whose trainable values are random (as if trained)."""
+    model = apply_lora(_base(), config, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            p.data = (p.data + rng.standard_normal(p.shape)).astype(p.dtype)
+    return model
+
+
+def _out(model: Module) -> np.ndarray:
+    x = np.random.default_rng(9).standard_normal((4, SIZES[0])).astype(np.float32)
+    return model.eval()(Tensor(x)).data
+
+
+def _snapshot(model: Module) -> dict[str, np.ndarray]:
+    return {n: p.data.copy() for n, p in model.named_parameters()}
+
+
+CONFIGS = {
+    "plain": LoRAConfig(2, 4.0, target_modules=["0", "2"]),
+    "dora": LoRAConfig(2, 4.0, target_modules="all-linear", use_dora=True, dropout=0.1),
+    "rslora-bias-all-save-head": LoRAConfig(
+        3, 8.0, target_modules=["0", "2"], use_rslora=True, bias="all", modules_to_save=["4"]
+    ),
+    "lora_only-patterns": LoRAConfig(
+        2,
+        4.0,
+        target_modules=r"[02]",
+        bias="lora_only",
+        rank_pattern={"2": 4},
+        alpha_pattern={"0": 3.0},
+    ),
+}
+
+
+def test_peft_key_layout_and_config(tmp_path):
+    model = _trained(LoRAConfig(2, 4.0, target_modules=["0", "2"], use_dora=True))
+    save_adapter(model, tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]  # no temp files left
+    tensors = load_file(tmp_path / WEIGHTS_NAME)
+    assert {k: v.shape for k, v in tensors.items()} == {
+        "base_model.model.0.lora_A.weight": (2, 6),
+        "base_model.model.0.lora_B.weight": (8, 2),
+        "base_model.model.0.lora_magnitude_vector": (8,),
+        "base_model.model.2.lora_A.weight": (2, 8),
+        "base_model.model.2.lora_B.weight": (8, 2),
+        "base_model.model.2.lora_magnitude_vector": (8,),
+    }
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert config["peft_type"] == "LORA"
+    assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (2, 4, 0.0)
+    assert config["target_modules"] == ["0", "2"]
+    assert config["use_dora"] is True and config["use_rslora"] is False
+    assert config["bias"] == "none" and config["init_lora_weights"] is True
+    assert config["rank_pattern"] == {} and config["alpha_pattern"] == {}
+    assert config["modules_to_save"] is None
+
+
+def test_bias_and_modules_to_save_keys(tmp_path):
+    save_adapter(_trained(CONFIGS["rslora-bias-all-save-head"]), tmp_path)
+    keys = set(load_file(tmp_path / WEIGHTS_NAME))
+    assert keys == {
+        "base_model.model.0.lora_A.weight",
+        "base_model.model.0.lora_B.weight",
+        "base_model.model.0.base_layer.bias",
+        "base_model.model.2.lora_A.weight",
+        "base_model.model.2.lora_B.weight",
+        "base_model.model.2.base_layer.bias",
+        "base_model.model.4.weight",
+        "base_model.model.4.bias",
+    }
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_round_trip_is_bit_exact(tmp_path, name):
+    model = _trained(CONFIGS[name])
+    save_adapter(model, tmp_path)
+    fresh = _base()  # the same base weights, no LoRA yet: load_adapter applies it
+    load_adapter(fresh, tmp_path)
+    assert [n for n, _ in lora_layers(fresh)] == [n for n, _ in lora_layers(model)]
+    ours, theirs = lora_state_dict(model), lora_state_dict(fresh)
+    assert sorted(ours) == sorted(theirs)
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    np.testing.assert_array_equal(_out(fresh), _out(model))
+    # loading into a model that already has matching LoRA layers works too
+    again = apply_lora(_base(), CONFIGS[name])
+    load_adapter(again, tmp_path)
+    np.testing.assert_array_equal(_out(again), _out(model))
+
+
+def test_pissa_adapter_round_trip(tmp_path):
+    model = _trained(LoRAConfig(2, 4.0, target_modules=["0"], init="pissa"))
+    save_adapter(model, tmp_path)
+    assert json.loads((tmp_path / CONFIG_NAME).read_text())["init_lora_weights"] == "pissa"
+    fresh = load_adapter(_base(), tmp_path)  # recomputes the residual from the same base
+    np.testing.assert_allclose(_out(fresh), _out(model), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.fixture
+def saved(tmp_path):
+    save_adapter(_trained(CONFIGS["plain"]), tmp_path)
+    return tmp_path
+
+
+def _assert_fails_unchanged(directory, match, kind=ValueError):
+    model = _base()
+    before = _snapshot(model)
+    with pytest.raises(kind, match=match):
+        load_adapter(model, directory)
+    assert not lora_layers(model)
+    after = _snapshot(model)
+    assert sorted(after) == sorted(before)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+
+
+def test_truncated_file(saved):
+    path = saved / WEIGHTS_NAME
+    path.write_bytes(path.read_bytes()[:-20])
+    _assert_fails_unchanged(saved, f"{WEIGHTS_NAME}: not a readable safetensors")
+
+
+def test_corrupt_header(saved):
+    path = saved / WEIGHTS_NAME
+    data = bytearray(path.read_bytes())
+    data[8:20] = b"\x00garbage!!\xff\xfe"
+    path.write_bytes(bytes(data))
+    _assert_fails_unchanged(saved, "not a readable safetensors")
+
+
+def test_missing_key(saved):
+    tensors = load_file(saved / WEIGHTS_NAME)
+    del tensors["base_model.model.2.lora_B.weight"]
+    save_file(tensors, saved / WEIGHTS_NAME)
+    _assert_fails_unchanged(saved, r"missing key 'base_model\.model\.2\.lora_B\.weight'")
+
+
+def test_unexpected_key(saved):
+    tensors = load_file(saved / WEIGHTS_NAME)
+    tensors["base_model.model.4.lora_A.weight"] = np.zeros((2, 8), np.float32)
+    save_file(tensors, saved / WEIGHTS_NAME)
+    _assert_fails_unchanged(saved, r"unexpected key 'base_model\.model\.4\.lora_A\.weight'")
+
+
+def test_shape_mismatch(saved):
+    tensors = load_file(saved / WEIGHTS_NAME)
+    tensors["base_model.model.0.lora_A.weight"] = np.zeros((2, 5), np.float32)
+    save_file(tensors, saved / WEIGHTS_NAME)
+    _assert_fails_unchanged(saved, r"'base_model\.model\.0\.lora_A\.weight' has shape \(2, 5\)")
+
+
+def test_wrong_peft_type_and_bad_json(saved):
+    path = saved / CONFIG_NAME
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "peft_type": "IA3"}))
+    _assert_fails_unchanged(saved, f"{CONFIG_NAME}: peft_type must be 'LORA', got 'IA3'")
+    path.write_text(json.dumps({**config, "fan_in_fan_out": True}))
+    _assert_fails_unchanged(saved, "'fan_in_fan_out' = True is not supported")
+    path.write_text(json.dumps({**config, "target_modules": ["9"]}))
+    _assert_fails_unchanged(saved, "does not fit this model.*'9' matches no module")
+    path.write_text("{not json")
+    _assert_fails_unchanged(saved, "not valid JSON")
+
+
+def test_missing_files(tmp_path):
+    _assert_fails_unchanged(tmp_path, "no adapter config", FileNotFoundError)
+
+
+def test_mismatched_existing_layers_are_refused(saved):
+    model = apply_lora(_base(), LoRAConfig(2, 4.0, target_modules=["0", "2"], use_dora=True))
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match="has use_dora=True, the adapter has False"):
+        load_adapter(model, saved)
+    for key, value in _snapshot(model).items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_save_without_lora_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no LoRA layers"):
+        save_adapter(_base(), tmp_path)
+
+
+def test_overwrite_is_atomic_and_leaves_no_temp_files(tmp_path):
+    save_adapter(_trained(CONFIGS["plain"], seed=1), tmp_path)
+    second = _trained(CONFIGS["plain"], seed=5)
+    save_adapter(second, tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]
+    np.testing.assert_array_equal(_out(load_adapter(_base(), tmp_path)), _out(second))
+
+
+def test_interrupted_save_keeps_the_old_files(tmp_path, monkeypatch):
+    first = _trained(CONFIGS["plain"], seed=1)
+    save_adapter(first, tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in (CONFIG_NAME, WEIGHTS_NAME)}
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("lora_np.lora.io.os.replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_adapter(_trained(CONFIGS["plain"], seed=5), tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]  # temp file removed
+    for name, data in before.items():
+        assert (tmp_path / name).read_bytes() == data
