@@ -174,7 +174,8 @@ def _compare(
     if np.all(error <= allowed) and np.all(np.isfinite(analytic)):
         return
     excess = np.where(np.isfinite(error), error - allowed, np.inf)
-    worst = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.ndim else ()
+    # plain ints, so the message reads "element (1, 2)", not "(np.int64(1), np.int64(2))"
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
     what = "directional derivative along a random v" if directional else f"element {worst}"
     raise GradcheckError(
         f"gradcheck failed for {label}, input {index} of shape {shape}: worst {what}: "

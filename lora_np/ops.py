@@ -83,6 +83,8 @@ class Pow(Function):
         return a**self.p
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        if self.p == 0:  # a**0 = 1 is constant; p·a^(p-1) would give 0·∞ = nan at a = 0
+            return (np.zeros_like(grad * self.a),)
         return (grad * self.p * self.a ** (self.p - 1),)
 
 
@@ -180,18 +182,25 @@ class MatMul(Function):
                 f"{k_a}, must equal the {'second-to-last' if b.ndim >= 2 else 'only'} axis "
                 f"of the right, {k_b})"
             )
+        try:
+            out = a @ b
+        except ValueError:  # the batch axes do not broadcast
+            raise ValueError(
+                f"matmul shape mismatch: {a.shape} @ {b.shape} (the batch axes "
+                f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast)"
+            ) from None
         self.a, self.b = a, b
-        return a @ b
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         a, b = self.a, self.b
         a2 = a[None, :] if a.ndim == 1 else a  # row vector
         b2 = b[:, None] if b.ndim == 1 else b  # column vector
-        g = grad
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+        g = grad  # put back the axes that the 1-D operands removed from the output
         if b.ndim == 1:
-            g = np.expand_dims(g, -1)
+            g = np.expand_dims(g, -1)  # (..., m) -> (..., m, 1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)  # (..., n) -> (..., 1, n); for 1-D @ 1-D: () -> (1, 1)
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = g @ np.swapaxes(b2, -1, -2)
@@ -313,10 +322,13 @@ class Transpose(Function):
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         axes = tuple(reversed(range(a.ndim))) if self.axes is None else self.axes
-        if sorted(ax % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+        in_range = all(-a.ndim <= ax < a.ndim for ax in axes)
+        # negative axes are made positive here: argsort in backward needs 0..ndim-1
+        perm = tuple(int(ax) % a.ndim for ax in axes) if in_range else ()
+        if not in_range or sorted(perm) != list(range(a.ndim)):
             raise ValueError(f"transpose axes {axes} are not a permutation of {a.ndim} axes")
-        self.perm = axes
-        return np.transpose(a, axes)
+        self.perm = perm
+        return np.transpose(a, perm)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (np.transpose(grad, np.argsort(self.perm)),)

@@ -65,8 +65,21 @@ class Function:
     A gradient may have the *output's* broadcast shape: the engine sums it back to the
     input's shape. Non-tensor settings (an axis, an exponent) go to ``__init__``.
 
-    Every subclass is recorded in :data:`REGISTRY` so that the test suite can
-    gradient-check all of them.
+    Every subclass is recorded in :data:`REGISTRY` (by class name, which must be unique)
+    so that the test suite (``tests/test_ops.py``) can gradient-check all of them; a
+    registered primitive without sample inputs fails that test. Samples for the
+    primitives of :mod:`lora_np.ops` live in the test's catalogue; a primitive defined in
+    another module brings its own as a classmethod::
+
+        @classmethod
+        def gradcheck_samples(cls, rng: np.random.Generator) -> list[tuple[tuple, dict]]:
+            # each case: (inputs passed to apply, settings passed to __init__)
+            return [((rng.standard_normal((3, 4)),), {"axis": 0})]
+
+    Float arrays among the inputs are checked; pass ``Tensor(x)`` (no grad) or an integer
+    array to hold an input constant. A class that must stay out of the registry (a
+    deliberately wrong op written to test the checker) sets ``register = False`` in its
+    own body.
     """
 
     needs_input_grad: tuple[bool, ...] = ()
@@ -74,6 +87,18 @@ class Function:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("register", True):
+            return
+        previous = REGISTRY.get(cls.__name__)
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        # re-defining the same class (a module reload) replaces it; a namesake would
+        # silently hide a primitive from the gradcheck catalogue, so it is an error
+        if previous is not None and f"{previous.__module__}.{previous.__qualname__}" != where:
+            raise TypeError(
+                f"two Function subclasses are named {cls.__name__!r}: "
+                f"{previous.__module__}.{previous.__qualname__} and {where}; rename one "
+                "(or set register = False on a class meant only for a test)"
+            )
         REGISTRY[cls.__name__] = cls
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
@@ -119,12 +144,15 @@ def _first_tensor(values: tuple[Any, ...]) -> Tensor | None:
 
 
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
-    """Wrap a constant. A Python number takes the dtype of the tensor it meets, so that
-    ``x * 2`` keeps float32 float32 (NumPy would otherwise see a float64 0-d array)."""
+    """Wrap a constant. A Python number is "weak", as in NumPy's own promotion rules: it
+    takes the dtype of the tensor it meets when that can hold it, so ``x * 2`` keeps
+    float32 float32 (a float64 0-d array would upcast it), while ``int_tensor * 0.5``
+    becomes float64 (casting 0.5 to the integer dtype would give 0)."""
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Tensor(np.asarray(value, dtype=like.dtype))
+        weak = float(value) if isinstance(value, float) else int(value)  # np.float64 too
+        return Tensor(np.asarray(value, dtype=np.result_type(like.dtype, weak)))
     return Tensor(np.asarray(value))
 
 
