@@ -185,3 +185,14 @@ def test_merged_adapter_matches_peft_merge_and_unload(tmp_path):
         np.testing.assert_allclose(
             model[i].linear.weight.data, merged[i].weight.detach().numpy(), rtol=1e-5, atol=1e-6
         )
+
+
+def test_pissa_adapter_saved_here_loads_in_peft(tmp_path):
+    """PEFT redoes the SVD split of the same base weights, then loads our A and B."""
+    model = apply_lora(_base(), LoRAConfig(2, 4.0, target_modules=["0", "2"], init="pissa"))
+    for _, layer in lora_layers(model):
+        layer.lora_b.weight.data = layer.lora_b.weight.data + np.float32(0.1)
+    save_adapter(model, tmp_path)
+    peft_model = peft.PeftModel.from_pretrained(_torch_mlp(_base()), tmp_path)
+    theirs = peft_model(torch.from_numpy(_x())).detach().numpy()
+    np.testing.assert_allclose(model(Tensor(_x())).data, theirs, rtol=1e-5, atol=1e-6)
