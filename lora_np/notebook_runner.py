@@ -113,6 +113,7 @@ def execute_notebook(
         timeout=timeout,
         kernel_name=kernel_name,
         record_timing=False,  # no timestamps: re-running an unchanged notebook changes little
+        coalesce_streams=True,  # one stdout block per cell, however the kernel flushed it
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
     with _kernel_environment(quick):
