@@ -152,7 +152,7 @@ class ReLU(Function):
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.mask = a > 0
-        return np.where(self.mask, a, 0).astype(a.dtype, copy=False)
+        return np.maximum(a, 0)  # NaN stays NaN (np.where(a > 0, a, 0) would hide it)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad * self.mask,)
