@@ -1,0 +1,282 @@
+"""The training loop: ``fit`` a model on arrays, ``evaluate`` it, keep a ``History``.
+
+One step of ``fit`` is the loop every PyTorch user knows::
+
+    optimizer.zero_grad()             # forget the previous step's gradients
+    loss = loss_fn(model(x), y)       # forward: builds the graph
+    loss.backward()                   # backward: fills every parameter's .grad
+    optimizer.step()                  # update the parameters from their .grad
+
+around it: mini-batches that reshuffle every epoch (:func:`lora_np.data.batches`), a
+progress bar (``tqdm.auto``, so notebooks get a widget) showing the loss, a check that
+stops at the first non-finite loss, and periodic evaluation on the whole training set
+and on held-out data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lora_np.data import batches, num_batches
+from lora_np.nn.functional import accuracy, cross_entropy
+from lora_np.nn.modules import Module
+from lora_np.rng import get_rng
+from lora_np.tensor import Tensor, no_grad
+
+LossFn = Callable[[Tensor, Any], Tensor]
+
+
+@dataclass
+class History:
+    """What happened during :func:`fit`.
+
+    ``loss``: the mini-batch loss of every step, in order (``loss[k]`` is step k + 1).
+    ``train_accuracy``, ``eval_accuracy``, ``eval_loss``: lists of ``(step, value)``,
+    measured every ``eval_every`` steps and after the last step (on the whole training
+    set, and on ``eval_data`` if given). ``steps``: optimizer steps taken; ``epochs``:
+    passes over the training set (fractional when training by steps); ``wall_time``:
+    seconds the loop took, evaluations included.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    train_accuracy: list[tuple[int, float]] = field(default_factory=list)
+    eval_accuracy: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)
+    steps: int = 0
+    epochs: float = 0.0
+    wall_time: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers (JSON-ready); pairs become ``[step, value]`` lists."""
+        return {
+            "loss": list(self.loss),
+            "train_accuracy": [list(pair) for pair in self.train_accuracy],
+            "eval_accuracy": [list(pair) for pair in self.eval_accuracy],
+            "eval_loss": [list(pair) for pair in self.eval_loss],
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "wall_time": self.wall_time,
+        }
+
+    def __repr__(self) -> str:
+        parts = [f"steps={self.steps}", f"epochs={self.epochs:g}"]
+        if self.loss:
+            parts.append(f"last loss={self.loss[-1]:.4g}")
+        if self.train_accuracy:
+            parts.append(f"train acc={self.train_accuracy[-1][1]:.4f}")
+        if self.eval_accuracy:
+            parts.append(f"eval acc={self.eval_accuracy[-1][1]:.4f}")
+        parts.append(f"wall_time={self.wall_time:.2f}s")
+        return f"History({', '.join(parts)})"
+
+
+def _check_pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (X, y) of arrays, got {type(data).__name__}")
+    X, y = (np.asarray(a.data if isinstance(a, Tensor) else a) for a in data)
+    if X.ndim < 1 or len(X) == 0 or len(X) != len(y):
+        raise ValueError(
+            f"{name}: X and y must hold the same, non-zero number of samples; "
+            f"got X {X.shape} and y {y.shape}"
+        )
+    return X, y
+
+
+def _as_model_dtype(model: Module, X: np.ndarray) -> np.ndarray:
+    """Cast floating inputs to the dtype of the model's first parameter (once, up front),
+    so a float32 model is not silently run in float64 because the data was float64."""
+    first = next(iter(model.parameters()), None)
+    if first is not None and np.issubdtype(X.dtype, np.floating) and X.dtype != first.dtype:
+        return X.astype(first.dtype)
+    return X
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class _modes_restored:  # noqa: N801 (used like a function, as contextlib helpers are)
+    """Context manager: remember every submodule's train/eval flag, restore on exit."""
+
+    def __init__(self, model: Module) -> None:
+        self.saved = [(m, m.training) for m in model.modules()]
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        for module, mode in self.saved:
+            module.training = mode
+
+
+def evaluate(
+    model: Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    loss: LossFn = cross_entropy,
+    batch_size: int = 4096,
+) -> dict[str, float | None]:
+    """``{"loss": ..., "accuracy": ...}`` of ``model`` on ``(X, y)``.
+
+    Runs in eval mode (Dropout off) under ``no_grad`` and puts every module back in the
+    mode it was in. Large inputs go through in chunks of ``batch_size`` rows; the loss is
+    the chunk losses weighted by chunk size, i.e. the mean over all samples for a loss
+    that averages (as the defaults do). ``accuracy`` is the fraction of rows whose
+    arg-max is the label, or None when the labels are not integer class ids.
+    """
+    X, y = _check_pair((X, y), "evaluate")
+    X = _as_model_dtype(model, X)
+    batch_size = _positive_int(batch_size, "batch_size")
+    total_loss, correct, classify = 0.0, 0.0, np.issubdtype(y.dtype, np.integer)
+    with _modes_restored(model), no_grad():
+        model.eval()
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            out = model(Tensor(xb))
+            total_loss += float(loss(out, yb).item()) * len(xb)
+            if classify:
+                correct += accuracy(out, yb) * len(xb)
+    return {
+        "loss": total_loss / len(X),
+        "accuracy": correct / len(X) if classify else None,
+    }
+
+
+def fit(
+    model: Module,
+    train: tuple[np.ndarray, np.ndarray],
+    *,
+    optimizer: Any,
+    loss: LossFn = cross_entropy,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 64,
+    eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+    rng: np.random.Generator | None = None,
+    desc: str = "fit",
+) -> History:
+    """Train ``model`` on ``train = (X, y)`` with ``optimizer``; return a :class:`History`.
+
+    Give exactly one of ``epochs`` (passes over the data) or ``steps`` (optimizer steps;
+    epochs repeat as needed, the last one possibly cut short). Mini-batches of
+    ``batch_size`` are reshuffled each epoch with ``rng`` (None: the package generator,
+    see :func:`lora_np.manual_seed`), so the same seed gives the same run.
+
+    Every ``eval_every`` steps (default: once per epoch) and after the last step,
+    accuracy on the whole training set — and loss and accuracy on ``eval_data`` if given
+    — are recorded (see :func:`evaluate`). The model is in train mode while it trains;
+    afterwards each module is put back in the mode it was in.
+
+    A loss that is NaN or infinite stops training with a ``FloatingPointError`` naming
+    the step (before its backward pass, so the parameters are those that produced it).
+    ``progress=False`` silences the progress bar.
+    """
+    X, y = _check_pair(train, "train")
+    X = _as_model_dtype(model, X)
+    if eval_data is not None:
+        eval_data = _check_pair(eval_data, "eval_data")
+    if (epochs is None) == (steps is None):
+        raise ValueError(
+            f"fit: give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}"
+        )
+    if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
+        raise TypeError(
+            "fit: optimizer must have step() and zero_grad() (e.g. lora_np.optim.Adam), "
+            f"got {type(optimizer).__name__}"
+        )
+    batch_size = _positive_int(batch_size, "batch_size")
+    per_epoch = num_batches(len(X), batch_size)
+    if steps is not None:
+        total = _positive_int(steps, "steps")
+    else:
+        total = _positive_int(epochs, "epochs") * per_epoch
+    eval_every = per_epoch if eval_every is None else _positive_int(eval_every, "eval_every")
+    rng = get_rng(rng)
+
+    history = History()
+    start_time = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, unit="step", leave=True)
+    try:
+        with _modes_restored(model):
+            model.train()
+            step = 0
+            while step < total:
+                for xb, yb in batches(X, y, batch_size, shuffle=True, rng=rng):
+                    step += 1
+                    value = _train_step(model, optimizer, loss, xb, yb, step, total)
+                    history.loss.append(value)
+                    bar.update(1)
+                    if step % eval_every == 0 or step == total:
+                        _record_evaluation(model, loss, history, step, (X, y), eval_data)
+                        model.train()
+                        postfix = {"loss": f"{value:.4f}"}
+                        if eval_data is not None and history.eval_accuracy:
+                            postfix["eval_acc"] = f"{history.eval_accuracy[-1][1]:.3f}"
+                        bar.set_postfix(postfix, refresh=False)
+                    elif step % 10 == 0:
+                        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                    if step == total:
+                        break
+    finally:
+        bar.close()
+    history.steps = step
+    history.epochs = step / per_epoch
+    history.wall_time = time.perf_counter() - start_time
+    return history
+
+
+def _train_step(
+    model: Module,
+    optimizer: Any,
+    loss_fn: LossFn,
+    xb: np.ndarray,
+    yb: np.ndarray,
+    step: int,
+    total: int,
+) -> float:
+    """One optimizer step on one mini-batch; returns the loss (checked to be finite)."""
+    optimizer.zero_grad()
+    loss = loss_fn(model(Tensor(xb)), yb)
+    if not isinstance(loss, Tensor) or loss.size != 1:
+        raise ValueError(
+            "fit: the loss function must return a one-element Tensor, got "
+            f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}"
+        )
+    value = float(loss.item())
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"fit: the loss is {value} at step {step} of {total}; training stopped. "
+            "Try a smaller learning rate, and check the inputs for NaN or inf."
+        )
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+def _record_evaluation(
+    model: Module,
+    loss: LossFn,
+    history: History,
+    step: int,
+    train: tuple[np.ndarray, np.ndarray],
+    eval_data: tuple[np.ndarray, np.ndarray] | None,
+) -> None:
+    train_metrics = evaluate(model, *train, loss=loss)
+    if train_metrics["accuracy"] is not None:
+        history.train_accuracy.append((step, train_metrics["accuracy"]))
+    if eval_data is not None:
+        metrics = evaluate(model, *eval_data, loss=loss)
+        history.eval_loss.append((step, metrics["loss"]))
+        if metrics["accuracy"] is not None:
+            history.eval_accuracy.append((step, metrics["accuracy"]))
