@@ -207,6 +207,7 @@ def fit(
     history = History()
     start_time = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, unit="step", leave=True)
+    postfix: dict[str, str] = {}  # what the bar shows after the counts: loss, eval_acc
     try:
         with _modes_restored(model):
             model.train()
@@ -217,15 +218,15 @@ def fit(
                     value = _train_step(model, optimizer, loss, xb, yb, step, total)
                     history.loss.append(value)
                     bar.update(1)
-                    if step % eval_every == 0 or step == total:
+                    evaluated = step % eval_every == 0 or step == total
+                    if evaluated:
                         _record_evaluation(model, loss, history, step, (X, y), eval_data)
                         model.train()
-                        postfix = {"loss": f"{value:.4f}"}
-                        if eval_data is not None and history.eval_accuracy:
+                        if history.eval_accuracy:
                             postfix["eval_acc"] = f"{history.eval_accuracy[-1][1]:.3f}"
+                    if evaluated or step % 10 == 0 or step == 1:
+                        postfix["loss"] = f"{value:.4f}"
                         bar.set_postfix(postfix, refresh=False)
-                    elif step % 10 == 0:
-                        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                     if step == total:
                         break
     finally:
