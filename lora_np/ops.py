@@ -207,7 +207,12 @@ class MatMul(Function):
             if a.ndim == 1:
                 ga = ga[..., 0, :]
         if self.needs_input_grad[1]:
-            gb = np.swapaxes(a2, -1, -2) @ g
+            if a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
+                # b is a transposed view (x @ W.T): (Gᵀ·a)ᵀ is the same aᵀ·G, laid out so
+                # that W's gradient comes back C-ordered (no strided copy at the leaf)
+                gb = (g.T @ a).T
+            else:
+                gb = np.swapaxes(a2, -1, -2) @ g
             if b.ndim == 1:
                 gb = gb[..., 0]
         return ga, gb

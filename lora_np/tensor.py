@@ -110,10 +110,11 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         """Run the primitive on tensors and, if any input needs a gradient, record it."""
-        tensors = tuple(_as_tensor(x, like=_first_tensor(inputs)) for x in inputs)
+        like = _first_tensor(inputs)
+        tensors = tuple([_as_tensor(x, like=like) for x in inputs])
         fn = cls(**settings)
-        fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        out_data = fn.forward(*(t.data for t in tensors))
+        fn.needs_input_grad = tuple([t.requires_grad for t in tensors])
+        out_data = fn.forward(*[t.data for t in tensors])
         track = _GRAD_ENABLED and any(fn.needs_input_grad)
         out = Tensor(out_data, requires_grad=track)
         if track:
@@ -181,7 +182,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and not np.issubdtype(self.data.dtype, np.floating):
+        if value and self.data.dtype.kind != "f":  # "f": NumPy's np.floating, checked fast
             raise TypeError(
                 "only floating-point tensors can require gradients; "
                 f"got dtype {self.data.dtype} (convert with .astype(np.float32) first)"
