@@ -315,6 +315,20 @@ def test_registration_and_traversal() -> None:
         _ = model.missing
 
 
+def test_assigning_a_plain_tensor_over_a_parameter_is_an_error() -> None:
+    layer = Linear(3, 2, rng=rng(0))
+    with pytest.raises(TypeError, match=r"parameter 'weight'.*\.weight\.data"):
+        layer.weight = Tensor(np.zeros((2, 3)))
+    assert "weight" in dict(layer.named_parameters())
+    layer.weight = Parameter(np.zeros((2, 3), dtype=np.float32))  # a new Parameter is fine
+    assert not layer.weight.data.any()
+    layer.bias = None  # removing is fine too
+    assert [n for n, _ in layer.named_parameters()] == ["weight"]
+    model = Sequential(layer)
+    with pytest.raises(TypeError, match="submodule '0'"):
+        setattr(model, "0", 5)
+
+
 def test_shared_parameter_listed_once() -> None:
     a = Linear(3, 3, rng=rng(0))
     model = Sequential(a, a)

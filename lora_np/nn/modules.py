@@ -67,6 +67,18 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() before "
                 f"assigning attribute {name!r}"
             )
+        if name in self._parameters and not isinstance(value, (Parameter, type(None))):
+            raise TypeError(
+                f"cannot assign a {type(value).__name__} to parameter {name!r} of "
+                f"{type(self).__name__}: expected a Parameter or None (to change the "
+                f"values, assign to .{name}.data; to run with other tensors, use "
+                "functional_call)"
+            )
+        if name in self._modules and not isinstance(value, (Module, type(None))):
+            raise TypeError(
+                f"cannot assign a {type(value).__name__} to submodule {name!r} of "
+                f"{type(self).__name__}: expected a Module or None"
+            )
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
