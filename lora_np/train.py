@@ -15,9 +15,10 @@ and on held-out data.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,17 +105,14 @@ def _positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-class _modes_restored:  # noqa: N801 (used like a function, as contextlib helpers are)
-    """Context manager: remember every submodule's train/eval flag, restore on exit."""
-
-    def __init__(self, model: Module) -> None:
-        self.saved = [(m, m.training) for m in model.modules()]
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        for module, mode in self.saved:
+@contextlib.contextmanager
+def _modes_restored(model: Module) -> Iterator[None]:
+    """Remember every submodule's train/eval flag; put them all back on exit."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for module, mode in saved:
             module.training = mode
 
 
