@@ -140,6 +140,14 @@ def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
             ((Tensor(r(3, 4)), r(4, 5)), {}),  # a frozen left input
             ((r(3, 4), Tensor(r(4, 5))), {}),  # a frozen right input
         ],
+        "Linear": [
+            ((r(3, 4), r(5, 4), r(5)), {}),  # x (N, in), W (out, in), b (out,)
+            ((r(3, 4), r(5, 4)), {}),  # no bias
+            ((r(2, 3, 4), r(5, 4), r(5)), {}),  # leading axes are rows
+            ((r(4), r(5, 4), r(5)), {}),  # one sample
+            ((Tensor(r(3, 4)), r(5, 4), r(5)), {}),  # data input: no dL/dx
+            ((r(3, 4), Tensor(r(5, 4)), Tensor(r(5))), {}),  # frozen layer: dL/dx only
+        ],
         "Sum": [
             ((r(2, 3, 4),), {"axis": axis, "keepdims": keep})
             for axis in (None, 0, 1, -1, (0, 2), (-1, -2), ())
@@ -435,6 +443,32 @@ def test_matmul_backward_vectors_and_batches() -> None:
     _, (ga, gb) = vjp(ops.MatMul, (a, b), g)
     np.testing.assert_allclose(ga, np.einsum("bik,jk->bij", g, b))
     np.testing.assert_allclose(gb.sum(axis=0), np.einsum("bki,bkj->ij", a, g))
+
+
+def test_linear_backward_matches_matmul_formulas() -> None:
+    x, w, b = RNG.standard_normal((3, 4)), RNG.standard_normal((5, 4)), RNG.standard_normal(5)
+    g = RNG.standard_normal((3, 5))
+    out, (gx, gw, gb) = vjp(ops.Linear, (x, w, b), g)
+    np.testing.assert_allclose(out, x @ w.T + b)
+    np.testing.assert_allclose(gx, g @ w)
+    np.testing.assert_allclose(gw, g.T @ x)
+    assert gw.flags.c_contiguous  # W's own layout
+    np.testing.assert_allclose(gb, g)  # the engine sums it over the rows
+    _, (gx, gw, gb) = vjp(ops.Linear, (x, w, b), g, needs=(False, True, False))
+    assert gx is None and gb is None
+    np.testing.assert_allclose(gw, g.T @ x)
+    x3, g3 = RNG.standard_normal((2, 3, 4)), RNG.standard_normal((2, 3, 5))
+    _, (gx, gw) = vjp(ops.Linear, (x3, w), g3)
+    np.testing.assert_allclose(gx, g3 @ w)
+    np.testing.assert_allclose(gw, np.einsum("bio,bij->oj", g3, x3))
+    with pytest.raises(ValueError, match=r"\(out, in\)"):
+        vjp(ops.Linear, (x, RNG.standard_normal(4)), g)
+
+
+def test_linear_keeps_a_wider_bias_dtype() -> None:
+    x, w = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)
+    out, _ = vjp(ops.Linear, (x, w, np.ones(4, np.float64)), np.ones((2, 4)))
+    assert out.dtype == np.float64  # as x @ w.T + b would give
 
 
 def test_sum_backward() -> None:
