@@ -622,6 +622,12 @@ class TeacherStudentTask:
     Pretrain on ``(X_train, y_train_a)``, fine-tune on ``(X_train, y_train_b)``, evaluate
     on ``(X_test, y_test_b)``. The inputs are balanced for teacher A; B's labels are
     only roughly balanced (the shift moves class boundaries; see :func:`planted_shift`).
+
+    The teachers' logits (``logits_train_b`` etc., float32, computed on access) are the
+    targets for distillation: regressing B's logits (MSE) from teacher A's weights makes
+    the planted rank show sharply, because the logits determine the update, whereas hard
+    labels near the class boundaries (which are many, with 10 classes) are much harder
+    to fit from a few thousand samples and blur the rank.
     """
 
     teacher_a: Module
@@ -635,12 +641,29 @@ class TeacherStudentTask:
 
     @property
     def shift(self) -> PlantedShift:
+        """The planted update (teacher B's ``planted_shift`` record)."""
         return self.teacher_b.planted_shift
 
     @property
     def changed_fraction(self) -> float:
         """Fraction of test inputs whose label B differs from label A."""
         return float(np.mean(self.y_test_a != self.y_test_b))
+
+    @property
+    def logits_train_a(self) -> np.ndarray:
+        return teacher_logits(self.teacher_a, self.X_train).astype(np.float32)
+
+    @property
+    def logits_train_b(self) -> np.ndarray:
+        return teacher_logits(self.teacher_b, self.X_train).astype(np.float32)
+
+    @property
+    def logits_test_a(self) -> np.ndarray:
+        return teacher_logits(self.teacher_a, self.X_test).astype(np.float32)
+
+    @property
+    def logits_test_b(self) -> np.ndarray:
+        return teacher_logits(self.teacher_b, self.X_test).astype(np.float32)
 
 
 def paired_datasets(
@@ -650,19 +673,21 @@ def paired_datasets(
     n_test: int,
     rng: np.random.Generator | None = None,
     balance: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The same inputs labelled by two teachers.
+) -> TeacherStudentTask:
+    """The same inputs labelled by two teachers, as a :class:`TeacherStudentTask`.
 
-    Returns ``(X_train, y_train_a, y_train_b, X_test, y_test_a, y_test_b)``; the inputs
-    come from :func:`teacher_dataset` on teacher A (balanced for A if ``balance``), and
-    B labels the very same inputs, so any difference in labels is due to the shift alone.
+    The inputs come from :func:`teacher_dataset` on teacher A (balanced for A if
+    ``balance``), and B labels the very same inputs, so any difference in labels is due
+    to the difference between the teachers alone.
     """
     rng = get_rng(rng)
     X_train, y_train_a = teacher_dataset(teacher_a, n_train, rng=rng, balance=balance)
     X_test, y_test_a = teacher_dataset(teacher_a, n_test, rng=rng, balance=balance)
     y_train_b = teacher_labels(teacher_b, X_train)
     y_test_b = teacher_labels(teacher_b, X_test)
-    return X_train, y_train_a, y_train_b, X_test, y_test_a, y_test_b
+    return TeacherStudentTask(
+        teacher_a, teacher_b, X_train, y_train_a, y_train_b, X_test, y_test_a, y_test_b
+    )
 
 
 def teacher_student_task(
@@ -685,6 +710,4 @@ def teacher_student_task(
     rng = get_rng(rng)
     teacher_a = make_teacher(sizes, rng=rng)
     teacher_b = planted_shift(teacher_a, layer, rank, size, rng=rng)
-    return TeacherStudentTask(
-        teacher_a, teacher_b, *paired_datasets(teacher_a, teacher_b, n_train, n_test, rng=rng)
-    )
+    return paired_datasets(teacher_a, teacher_b, n_train, n_test, rng=rng)

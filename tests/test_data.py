@@ -399,11 +399,19 @@ def test_teacher_student_task_shares_inputs_and_relabels_a_fraction() -> None:
 
 def test_paired_datasets_label_the_same_inputs(teacher: MLP) -> None:
     shifted = planted_shift(teacher, "0", 2, rng=np.random.default_rng(4))
-    X_tr, ya_tr, yb_tr, X_te, ya_te, yb_te = paired_datasets(
-        teacher, shifted, 250, 100, rng=np.random.default_rng(5)
-    )
-    assert X_tr.shape == (250, 16) and X_te.shape == (100, 16)
-    assert np.array_equal(teacher_labels(teacher, X_tr), ya_tr)
-    assert np.array_equal(teacher_labels(shifted, X_tr), yb_tr)
-    assert np.array_equal(teacher_labels(shifted, X_te), yb_te)
-    assert np.bincount(ya_te, minlength=5).tolist() == [20] * 5
+    task = paired_datasets(teacher, shifted, 250, 100, rng=np.random.default_rng(5))
+    assert task.X_train.shape == (250, 16) and task.X_test.shape == (100, 16)
+    assert np.array_equal(teacher_labels(teacher, task.X_train), task.y_train_a)
+    assert np.array_equal(teacher_labels(shifted, task.X_train), task.y_train_b)
+    assert np.array_equal(teacher_labels(shifted, task.X_test), task.y_test_b)
+    assert np.bincount(task.y_test_a, minlength=5).tolist() == [20] * 5
+    assert task.shift is shifted.planted_shift
+    # logits for distillation agree with the labels
+    for logits, labels in [
+        (task.logits_train_a, task.y_train_a),
+        (task.logits_train_b, task.y_train_b),
+        (task.logits_test_a, task.y_test_a),
+        (task.logits_test_b, task.y_test_b),
+    ]:
+        assert logits.dtype == np.float32 and logits.shape == (len(labels), 5)
+        assert np.array_equal(np.argmax(logits, axis=1), labels)
