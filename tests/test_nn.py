@@ -545,3 +545,12 @@ def test_no_grad_forward_records_nothing() -> None:
     with no_grad():
         out = model(Tensor(np.ones((2, 3), dtype=np.float32)))
     assert not out.requires_grad and out.is_leaf
+
+
+def test_reassigning_a_child_keeps_its_place_in_sequential():
+    """PyTorch keeps a replaced child where it was; Sequential's order depends on it."""
+    model = MLP([4, 5, 3])
+    replacement = Linear(4, 5)
+    model.__setattr__("0", replacement)
+    assert list(model._modules) == ["0", "1", "2"]
+    assert model[0] is replacement

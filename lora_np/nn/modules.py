@@ -79,6 +79,13 @@ class Module:
                 f"cannot assign a {type(value).__name__} to submodule {name!r} of "
                 f"{type(self).__name__}: expected a Module or None"
             )
+        # replacing a registered child or parameter keeps its place (Sequential order)
+        if isinstance(value, Module) and name in self._modules:
+            self._modules[name] = value
+            return
+        if isinstance(value, Parameter) and name in self._parameters:
+            self._parameters[name] = value
+            return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
