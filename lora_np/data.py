@@ -343,17 +343,23 @@ def _balance_offsets(logits: np.ndarray, max_iter: int = 2000, tol: float = 0.01
     Iterates ``b_c ← b_c + η · (log(N/C) − log(count_c))``: a class predicted too often
     gets a lower offset, a rare one a higher offset, until every count is within
     ``tol`` (relative) of N/C. This is the discrete version of fitting the class priors
-    of a softmax; η = 0.1 is small enough not to oscillate on O(1) logits.
+    of a softmax; η = 0.1 is small enough not to oscillate on O(1) logits. If counts are
+    still off after ``max_iter`` steps (they move in whole samples), the most balanced
+    offsets seen are returned.
     """
     n, classes = logits.shape
     target = n / classes
     offsets = np.zeros(classes)
+    best, best_gap = offsets.copy(), np.inf
     for _ in range(max_iter):
         counts = np.bincount(np.argmax(logits + offsets, axis=1), minlength=classes)
-        if np.max(np.abs(counts - target)) <= tol * target:
+        gap = np.max(np.abs(counts - target))
+        if gap < best_gap:
+            best, best_gap = offsets.copy(), gap
+        if gap <= tol * target:
             break
         offsets += 0.1 * (np.log(target) - np.log(np.maximum(counts, 1)))
-    return offsets
+    return best
 
 
 def make_teacher(
