@@ -26,6 +26,7 @@ call to keep them and allow another pass; gradients then accumulate again.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +35,18 @@ import numpy as np
 ArrayLike = Any
 
 _GRAD_ENABLED = True
+
+
+def _refcount_of_a_local() -> int:
+    """What ``sys.getrefcount`` reports for an array held by one local name alone (the
+    number depends on the Python version; measured here the way backward() asks)."""
+    array = np.empty(0)
+    return sys.getrefcount(array)
+
+
+#: backward() hands a leaf its gradient array without a copy when the array's refcount
+#: is this low: then no other name, tensor, saved input or second leaf can see it.
+_UNSHARED_REFCOUNT = _refcount_of_a_local()
 
 
 def is_grad_enabled() -> bool:
@@ -123,10 +136,13 @@ class Function:
         return out
 
     def release(self) -> None:
-        """Drop everything saved for backward (called by the engine after use)."""
+        """Drop everything saved for backward, and the links to the inputs (called by the
+        engine after use), so intermediate activations can be freed even while the loss
+        is still referenced. The graph cannot be walked (or backpropagated) again."""
         for name in list(vars(self)):
-            if name not in ("needs_input_grad", "inputs"):
+            if name != "needs_input_grad":
                 delattr(self, name)
+        self.inputs = ()
         self._released = True
 
     def __repr__(self) -> str:
@@ -275,7 +291,12 @@ class Tensor:
                 continue
             fn = node._ctx
             if fn is None:  # a leaf: accumulate, as PyTorch does
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif g.flags.owndata and sys.getrefcount(g) <= _UNSHARED_REFCOUNT:
+                    node.grad = g  # nothing else refers to g: keep it (PyTorch does too)
+                else:
+                    node.grad = g.copy()  # a view, the seed, or shared: the leaf's own copy
                 continue
             if getattr(fn, "_released", False):
                 raise RuntimeError(
@@ -301,6 +322,7 @@ class Tensor:
                     ig = ig.astype(inp.dtype)
                 key = id(inp)
                 grads[key] = grads[key] + ig if key in grads else ig
+            input_grads = ig = None  # hold no gradient here, so that the refcount above is exact
             if not retain_graph:
                 fn.release()
 

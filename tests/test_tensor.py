@@ -420,3 +420,71 @@ def test_mean_value() -> None:
     np.testing.assert_allclose(x.mean(axis=(0, 2)).data, x.data.mean(axis=(0, 2)))
     np.testing.assert_allclose(x.mean(axis=1, keepdims=True).data, x.data.mean(1, keepdims=True))
     assert x.mean().item() == x.data.mean()
+
+
+# ---------------------------------------------------------------- a leaf's gradient is its own
+# backward() keeps a freshly computed gradient without copying it when nothing else refers
+# to it (as PyTorch does); everything below must still get an array of its own.
+
+
+def test_two_leaves_given_the_same_gradient_get_separate_arrays() -> None:
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    (a + b).backward(np.array([1.0, 2.0, 3.0]))  # Add hands one array to both inputs
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad *= 0  # an in-place edit (gradient clipping, say) touches one leaf only
+    np.testing.assert_array_equal(b.grad, [1.0, 2.0, 3.0])
+
+
+def test_the_seed_passed_to_backward_is_copied() -> None:
+    x = Tensor(np.ones(3), requires_grad=True)
+    seed = np.array([1.0, 2.0, 3.0])
+    x.backward(seed)
+    assert not np.shares_memory(x.grad, seed)
+    (x + 0.0).backward(seed)
+    seed[:] = 0
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])
+
+
+def test_a_gradient_that_a_function_keeps_is_copied() -> None:
+    class KeepsItsGradient(Function):
+        register = False
+
+        def forward(self, a: np.ndarray) -> np.ndarray:
+            self.kept = np.full(a.shape, 5.0)
+            return a.copy()
+
+        def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+            return (self.kept,)  # an array the function still holds
+
+    x = Tensor(np.ones(2), requires_grad=True)
+    out = KeepsItsGradient.apply(x)
+    out.backward(np.ones(2), retain_graph=True)
+    assert not np.shares_memory(x.grad, out._ctx.kept)
+
+
+def test_a_gradient_that_is_a_view_is_copied() -> None:
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    x.reshape(6).backward(np.arange(6.0))  # Reshape's backward returns a view of the seed
+    assert x.grad.flags.owndata and x.grad.flags.writeable
+    np.testing.assert_array_equal(x.grad, np.arange(6.0).reshape(2, 3))
+
+
+def test_a_fresh_gradient_is_kept_without_a_copy() -> None:
+    made = []
+
+    class Fresh(Function):
+        register = False
+
+        def forward(self, a: np.ndarray) -> np.ndarray:
+            return a * 2
+
+        def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+            out = grad * 2
+            made.append(id(out))
+            return (out,)
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    Fresh.apply(x).sum().backward()
+    assert id(x.grad) == made[0]  # the array backward made, not a copy of it
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
