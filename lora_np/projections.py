@@ -206,6 +206,17 @@ class FastfoodProject(Function):
 
     VJP: dL/dθ = (B H Πᵀ G H · pad_L(s·G_up))[:d], where (Πᵀ y)[perm[i]] = y[i] and
     pad_L puts the upstream gradient G_up (length D) into L slots.
+
+    The H next to the short θ is cheap. Let n = 2^⌈log2 d⌉ and split an index of L
+    into (block, offset) = (i // n, i % n). Then H_L = H_{L/n} ⊗ H_n, and since the first
+    column of H_{L/n} is all ones:
+
+    * forward, a vector x supported on the first n entries: (H_L x)[i] = (H_n x[:n])[i % n]
+      — the short transform repeated L/n times, so Π of it is a gather from n numbers;
+    * backward, only the first d entries of H_L z are needed: (H_L z)[:n] = H_n·(Σ over
+      blocks b of z[b·n : (b+1)·n]).
+
+    So one step costs two full transforms of length L (not four) plus O(L) passes.
     """
 
     def __init__(
@@ -221,25 +232,29 @@ class FastfoodProject(Function):
         if d > length:
             raise ValueError(f"FastfoodProject: θ has {d} entries, more than L = {length}")
         dtype = np.result_type(theta.dtype, self.gauss.dtype)
-        x = np.zeros(length, dtype=dtype)
-        x[:d] = theta * self.signs[:d]  # B·pad(θ)
-        x = fwht(x)  # H
-        x = x[self.perm]  # Π
+        n = 1 << (d - 1).bit_length()  # the short block: d <= n <= L, n a power of two
+        short = np.zeros(n, dtype=dtype)
+        # B·pad(θ), first n entries (the rest are 0); the scale s is linear, so it can be
+        # applied here, on d numbers, instead of on D outputs
+        short[:d] = theta * (self.signs[:d] * dtype.type(self.scale))
+        short = fwht(short)  # H, on the short block: (H_L x)[i] = (H_n x[:n])[i % n]
+        x = short[self.perm & (n - 1)]  # Π applied to the repeated block (i & (n-1) = i % n)
         x *= self.gauss  # G
-        x = fwht(x)  # H
-        self.d = d
-        return x[: self.num_rows] * dtype.type(self.scale)
+        x = fwht(x)  # H, full length
+        self.d, self.n = d, n
+        return x[: self.num_rows]  # [:D]
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
-        length = self.signs.shape[0]
+        length, n = self.signs.shape[0], self.n
         y = np.zeros(length, dtype=np.result_type(grad.dtype, self.gauss.dtype))
-        y[: self.num_rows] = grad * y.dtype.type(self.scale)  # (s·[:D])ᵀ
-        y = fwht(y)  # Hᵀ = H
+        y[: self.num_rows] = grad  # [:D]ᵀ: pad with zeros
+        y = fwht(y)  # Hᵀ = H, full length
         y *= self.gauss  # Gᵀ = G
         z = np.empty_like(y)
         z[self.perm] = y  # Πᵀ
-        z = fwht(z)  # Hᵀ = H
-        return (z[: self.d] * self.signs[: self.d],)  # Bᵀ = B, then drop the padding
+        z = fwht(z.reshape(-1, n).sum(axis=0))  # Hᵀ = H, first n entries only
+        # Bᵀ = B and s, then drop the padding
+        return (z[: self.d] * (self.signs[: self.d] * z.dtype.type(self.scale)),)
 
     @classmethod
     def gradcheck_samples(
