@@ -6,7 +6,9 @@ what the engine itself promises (see the docstring of :mod:`lora_np.tensor`).
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -488,3 +490,18 @@ def test_a_fresh_gradient_is_kept_without_a_copy() -> None:
     Fresh.apply(x).sum().backward()
     assert id(x.grad) == made[0]  # the array backward made, not a copy of it
     np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+
+
+def test_backward_frees_intermediate_activations_while_the_loss_is_alive():
+    """After backward, no Function holds its inputs: an activation nobody else references
+    is freed even though the loss (and so the graph's head) is still alive."""
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    hidden = (x * 2.0).tanh()
+    alive = weakref.ref(hidden)
+    loss = hidden.sum()
+    del hidden
+    assert alive() is not None  # the graph keeps it until backward
+    loss.backward()
+    gc.collect()
+    assert alive() is None
+    assert loss._ctx.inputs == ()
