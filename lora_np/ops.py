@@ -280,7 +280,7 @@ class Sum(Function):
         return np.sum(a, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
-        if not self.keepdims:
+        if not self.keepdims and np.ndim(grad) > 0:  # a 0-d total broadcasts as it is
             grad = np.expand_dims(grad, self.axes)
         return (np.broadcast_to(grad, self.shape),)
 
@@ -318,8 +318,8 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        shifted = a - np.max(a, axis=self.axis, keepdims=True)
-        self.out = shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+        shifted = a - a.max(axis=self.axis, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
         return self.out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:

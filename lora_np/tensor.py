@@ -317,7 +317,10 @@ class Tensor:
             ):
                 if not needed or ig is None:
                     continue
-                ig = _sum_to_shape(np.asarray(ig), inp.shape, type(fn).__name__, i)
+                if not isinstance(ig, np.ndarray):
+                    ig = np.asarray(ig)
+                if ig.shape != inp.shape:
+                    ig = _sum_to_shape(ig, inp.shape, type(fn).__name__, i)
                 if ig.dtype != inp.dtype:
                     ig = ig.astype(inp.dtype)
                 key = id(inp)
@@ -434,7 +437,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
         stack.append((node, True))
         if node._ctx is not None:
             for parent in node._ctx.inputs:
-                if parent.requires_grad and id(parent) not in visited:
+                if parent._requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     return order
 
