@@ -323,7 +323,7 @@ class LogSoftmax(Function):
         return self.out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
-        return (grad - np.exp(self.out) * np.sum(grad, axis=self.axis, keepdims=True),)
+        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
 
 
 # --------------------------------------------------------------------------- shape

@@ -139,9 +139,9 @@ class Function:
         """Drop everything saved for backward, and the links to the inputs (called by the
         engine after use), so intermediate activations can be freed even while the loss
         is still referenced. The graph cannot be walked (or backpropagated) again."""
-        for name in list(vars(self)):
-            if name != "needs_input_grad":
-                delattr(self, name)
+        needs_input_grad = self.needs_input_grad
+        vars(self).clear()  # every saved array at once
+        self.needs_input_grad = needs_input_grad
         self.inputs = ()
         self._released = True
 
