@@ -29,13 +29,14 @@ A section whose dependency is missing is reported as skipped, with the reason.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION",
         help=f"run only these sections (default: all of {', '.join(SECTIONS)})",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="limit BLAS to N threads for both sides (needs threadpoolctl); default: as set",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -91,17 +99,37 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
     if repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {repeats}")
-    results = benchmark(
-        sections=tuple(args.only or SECTIONS),
-        repeats=repeats,
-        quick=bool(args.quick),
-        progress=not args.no_progress,
-    )
+    with _blas_threads(args.threads):
+        results = benchmark(
+            sections=tuple(args.only or SECTIONS),
+            repeats=repeats,
+            quick=bool(args.quick),
+            progress=not args.no_progress,
+        )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(format_table(results))
     return 0
+
+
+@contextlib.contextmanager
+def _blas_threads(threads: int | None) -> Iterator[None]:
+    """Limit the BLAS thread pool to ``threads`` inside the block (None: leave it)."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise RuntimeError(
+            "--threads needs the threadpoolctl package (pip install threadpoolctl), "
+            "or set OPENBLAS_NUM_THREADS before starting Python"
+        ) from None
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def benchmark(
