@@ -109,8 +109,12 @@ def test_timer_interleaves_and_reports_one_time_per_round() -> None:
     times = timer.measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")})
     assert set(times) == {"a", "b"}
     assert all(t.shape == (4,) and np.all(t >= 0) for t in times.values())
-    # two warm-up calls each, then one call per round, the order alternating
-    assert calls == ["a", "a", "b", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    # one warm-up call each, then one call per round, the order alternating
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    # with a block to fill, a second call measures how many calls fill it
+    calls.clear()
+    bench.Timer(repeats=1, block=1e-9).measure({"a": lambda: calls.append("a")})
+    assert calls == ["a", "a", "a"]
 
 
 def _engine_sgd_step(model: MLP, x: np.ndarray, y: np.ndarray, lr: float) -> float:
@@ -174,3 +178,19 @@ def test_reference_rejects_mismatched_arguments() -> None:
         ReferenceMLP([w, w], [b])
     with pytest.raises(ValueError, match="adapters for layers"):
         ReferenceLoRAMLP([w], [b], {3: (np.zeros((1, 2)), np.zeros((3, 1)))}, scaling=1.0)
+
+
+def test_threads_option_limits_blas_for_the_block() -> None:
+    with pytest.raises(ValueError, match="--threads"), bench._blas_threads(0):
+        pass
+    with bench._blas_threads(None):
+        pass  # no limit: nothing to check but that it runs
+    try:
+        import threadpoolctl
+    except ImportError:  # an optional package: without it, --threads says what is missing
+        with pytest.raises(RuntimeError, match="threadpoolctl"), bench._blas_threads(1):
+            pass
+        return
+    with bench._blas_threads(1):
+        pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        assert all(p["num_threads"] == 1 for p in pools)
