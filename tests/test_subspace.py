@@ -38,7 +38,7 @@ def projection_matrix(proj) -> np.ndarray:
 # --------------------------------------------------------------------------- fwht
 
 
-@pytest.mark.parametrize("n", [1, 2, 8, 64, 128, 1024, 8192])
+@pytest.mark.parametrize("n", [1, 2, 8, 64, 128, 1024, 2048])
 def test_fwht_equals_hadamard_matrix(n):
     x = np.random.default_rng(n).standard_normal(n)
     np.testing.assert_allclose(fwht(x), hadamard(n) @ x, rtol=1e-10, atol=1e-9)
@@ -48,6 +48,15 @@ def test_hadamard_is_symmetric_and_orthogonal_up_to_n():
     h = hadamard(16)
     np.testing.assert_array_equal(h, h.T)
     np.testing.assert_array_equal(h @ h, 16 * np.eye(16))
+
+
+@pytest.mark.parametrize("n", [2**14, 2**19])
+def test_fwht_of_a_long_vector_by_kronecker(n):
+    """H_(ab) = H_a ⊗ H_b: with X = x as an (a, b) matrix, H·x = (H_a · X · H_b) flattened."""
+    x = np.random.default_rng(n).standard_normal(n)
+    a = 2 ** (int(np.log2(n)) // 2)
+    expected = hadamard(a) @ x.reshape(a, n // a) @ hadamard(n // a)
+    np.testing.assert_allclose(fwht(x), expected.reshape(-1), rtol=1e-9, atol=1e-8)
 
 
 def test_fwht_twice_is_length_times_identity_on_a_long_vector():
