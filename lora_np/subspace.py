@@ -174,6 +174,10 @@ class SubspaceModel(Module):
         }
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.base_model.training != self.training:
+            # the wrapper's train/eval mode governs the wrapped model (it is not a
+            # registered submodule, so code that sets modes module by module misses it)
+            self.base_model.train(self.training)
         return functional_call(self.base_model, self.weights(), *args, **kwargs)
 
     # ----------------------------------------------------------------- modes and copies

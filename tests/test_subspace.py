@@ -321,6 +321,19 @@ def test_train_and_eval_reach_the_wrapped_model():
     assert not sub.eval().materialize().training
 
 
+def test_mode_follows_the_wrapper_even_when_set_directly():
+    """lora_np.train.evaluate sets `training` module by module and restores it; the
+    wrapped model (not a registered submodule) must follow the wrapper's mode."""
+    model = Sequential(Linear(4, 8), ReLU(), Dropout(0.5), Linear(8, 2))
+    sub = SubspaceModel(model, 3, "sparse", rng=np.random.default_rng(0))
+    sub.eval()
+    sub.training = True  # what a mode-restoring helper does
+    x = Tensor(np.ones((50, 4), dtype=np.float32))
+    first = sub(x).data
+    assert sub.base_model[2].training
+    assert not np.array_equal(first, sub(x).data)  # dropout is active again
+
+
 def test_flat_slice_errors():
     with pytest.raises(ValueError, match="cannot take shape"):
         FlatSlice.apply(Tensor(np.zeros(6)), start=0, stop=5, shape=(2, 3))
