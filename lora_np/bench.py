@@ -203,6 +203,12 @@ def ratio(times: dict[str, np.ndarray], numerator: str, denominator: str) -> flo
     return float(np.median(times[numerator] / times[denominator]))
 
 
+def quartiles(times: dict[str, np.ndarray], numerator: str, denominator: str) -> list[float]:
+    """First and third quartiles of the per-round ratios: how much the rounds disagree."""
+    per_round = times[numerator] / times[denominator]
+    return [float(q) for q in np.percentile(per_round, [25, 75])]
+
+
 def milliseconds(times: np.ndarray) -> float:
     return float(np.median(times) * 1e3)
 
@@ -286,6 +292,7 @@ def engine_section(timer: Timer) -> dict[str, Any]:
                 "engine_ms": milliseconds(times["engine"]),
                 "numpy_ms": milliseconds(times["numpy"]),
                 "ratio": ratio(times, "engine", "numpy"),
+                "ratio_quartiles": quartiles(times, "engine", "numpy"),
                 "target": TARGETS[key],
                 **_check_row(check),
             }
@@ -365,6 +372,7 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
             "lora_ms": milliseconds(times["engine_lora"]),
             "full_ms": milliseconds(times["engine_full"]),
             "ratio": ratio(times, "engine_lora", "engine_full"),
+            "ratio_quartiles": quartiles(times, "engine_lora", "engine_full"),
             "target": TARGETS["lora"],
         },
         {
@@ -372,6 +380,7 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
             "lora_ms": milliseconds(times["numpy_lora"]),
             "full_ms": milliseconds(times["numpy_full"]),
             "ratio": ratio(times, "numpy_lora", "numpy_full"),
+            "ratio_quartiles": quartiles(times, "numpy_lora", "numpy_full"),
             "target": None,
         },
     ]
@@ -427,6 +436,7 @@ def subspace_section(timer: Timer) -> dict[str, Any]:
                 "subspace_ms": milliseconds(times[key]),
                 "direct_ms": milliseconds(times["direct"]),
                 "ratio": ratio(times, key, "direct"),
+                "ratio_quartiles": quartiles(times, key, "direct"),
                 "target": target,
             }
             if target is not None:
@@ -454,6 +464,8 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
     }
+    if hasattr(os, "getloadavg"):  # other work on the machine skews timings: show it
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             info[var] = os.environ[var]
@@ -468,6 +480,11 @@ def environment() -> dict[str, Any]:
             key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads")
         }
     return info
+
+
+def _spread(row: dict[str, Any]) -> str:
+    q1, q3 = row["ratio_quartiles"]
+    return f"{q1:>5.2f}-{q3:<5.2f}"
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -486,7 +503,8 @@ def format_table(results: dict[str, Any]) -> str:
         f"{', QUICK: not a measurement' if timing['quick'] else ''})",
         f"numpy {env['numpy']}, BLAS {blas.get('internal_api', '?')} {blas.get('version', '')} "
         f"({blas.get('architecture', '?')}, {blas.get('num_threads', '?')} threads), "
-        f"{env['cpu_count']} CPUs",
+        f"{env['cpu_count']} CPUs, load average {env.get('load_average_1min', '?')}",
+        "(ratio: median of the per-round ratios; q1-q3: their quartiles)",
     ]
     sections = results["sections"]
     if "engine" in sections:
@@ -496,12 +514,13 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(f"  SKIPPED: {sec['reason']}")
         else:
             lines.append(
-                f"  {'MLP':<20} {'batch':>5} {'engine ms':>10} {'numpy ms':>9} {'ratio':>6}  target"
+                f"  {'MLP':<20} {'batch':>5} {'engine ms':>10} {'numpy ms':>9} "
+                f"{'ratio':>6} {'q1-q3':>11}  target"
             )
             for row in sec["rows"]:
                 lines.append(
                     f"  {row['model']:<20} {row['batch']:>5} {row['engine_ms']:>10.3f} "
-                    f"{row['numpy_ms']:>9.3f} {row['ratio']:>6.2f}  {_status(row)}"
+                    f"{row['numpy_ms']:>9.3f} {row['ratio']:>6.2f} {_spread(row)}  {_status(row)}"
                 )
                 if not row["same_update"]:
                     lines.append(
@@ -514,11 +533,13 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(f"  SKIPPED: {sec['reason']}")
         else:
             lines.append(f"  {sec['what']}")
-            lines.append(f"  {'':<8} {'LoRA ms':>9} {'full ms':>9} {'ratio':>6}  target")
+            lines.append(
+                f"  {'':<8} {'LoRA ms':>9} {'full ms':>9} {'ratio':>6} {'q1-q3':>11}  target"
+            )
             for row in sec["rows"]:
                 lines.append(
                     f"  {row['name']:<8} {row['lora_ms']:>9.3f} {row['full_ms']:>9.3f} "
-                    f"{row['ratio']:>6.2f}  {_status(row)}"
+                    f"{row['ratio']:>6.2f} {_spread(row)}  {_status(row)}"
                 )
             lines.append(
                 f"  engine LoRA / hand-written LoRA: {sec['engine_lora_over_numpy_lora']:.2f}"
@@ -541,12 +562,12 @@ def format_table(results: dict[str, Any]) -> str:
         else:
             lines.append(
                 f"  {'MLP':<16} {'D':>9} {'d':>7} {'P':<9} {'subspace ms':>11} "
-                f"{'direct ms':>9} {'ratio':>6}  target"
+                f"{'direct ms':>9} {'ratio':>6} {'q1-q3':>11}  target"
             )
             for row in sec["rows"]:
                 lines.append(
                     f"  {row['model']:<16} {row['D']:>9,} {row['d']:>7,} {row['projection']:<9} "
-                    f"{row['subspace_ms']:>11.3f} {row['direct_ms']:>9.3f} {row['ratio']:>6.2f}  "
-                    f"{_status(row)}"
+                    f"{row['subspace_ms']:>11.3f} {row['direct_ms']:>9.3f} {row['ratio']:>6.2f} "
+                    f"{_spread(row)}  {_status(row)}"
                 )
     return "\n".join(lines)

@@ -46,6 +46,8 @@ def test_json_has_every_section_and_positive_finite_ratios(quick_json: dict) -> 
         assert sections[name]["rows"]
         for row in sections[name]["rows"]:
             assert _positive_finite(row["ratio"]), (name, row)
+            q1, q3 = row["ratio_quartiles"]
+            assert _positive_finite(q1) and q1 <= q3, (name, row)
 
     engine = sections["engine"]["rows"]
     assert [(r["model"], r["batch"]) for r in engine] == [
