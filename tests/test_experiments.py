@@ -28,6 +28,8 @@ from lora_np.experiments.common import jsonable
 # The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "gradcheck_eps": ("eps", "error_float32", "error_float64", "best_eps_float64"),
+    "subspace_similarity": ("phi_top1", "random_baseline_top1", "phi_ranks", "phi_seeds"),
+    "variants": ("variants", "chosen_lr", "final_accuracy", "controls", "dora_scatter"),
 }
 
 

@@ -21,6 +21,8 @@ from types import ModuleType
 
 EXPERIMENTS: dict[str, str] = {
     "gradcheck_eps": "lora_np.experiments.gradcheck_eps",
+    "subspace_similarity": "lora_np.experiments.subspace_similarity",
+    "variants": "lora_np.experiments.variants",
 }
 
 REQUIRED_FUNCTIONS = ("run", "plot", "summary")

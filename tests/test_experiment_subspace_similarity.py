@@ -1,0 +1,104 @@
+"""Tests for the subspace_similarity experiment (LoRA paper §7 on a planted rank-4 task).
+
+Margins chosen after running quick mode for seeds 0..4, which gave:
+φ(top-1, r=8 vs r=64) 0.87..0.99 (second run 0.91..0.99); random baseline at (1, 1)
+0.0065..0.0085 (1/128 = 0.0078); φ at i = j = 4 (the planted rank) 0.92..0.97;
+φ at i = j = 8: 0.48..0.51 (= 4/8: the top 4 shared, the rest noise); φ top-1 between
+two r = 64 runs 0.986..0.995; LoRA agreement with teacher B 0.98..0.99;
+ΔW's projection of W / random projection 0.84..1.18 (ΔW* planted at random);
+full fine-tuning update, share of energy in the top 4 singular values: layer "2" (the
+planted one) 0.71..0.74, layer "0" 0.41..0.47.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from lora_np.experiments import subspace_similarity as experiment
+from lora_np.experiments.common import jsonable
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    return jsonable(experiment.run(quick=True, seed=0, progress=False))
+
+
+def test_result_has_the_fields_and_shapes(result) -> None:
+    json.dumps(result, allow_nan=False)
+    small, large = result["ranks"]
+    assert (small, large) == (8, 64)
+    for key in ("phi_top1", "random_baseline_top1", "phi_seeds_top1", "phi_top_planted"):
+        assert 0.0 <= result[key] <= 1.0
+    assert np.array(result["phi_ranks"]).shape == (small, large)
+    assert np.array(result["phi_ranks_random"]).shape == (small, large)
+    assert np.array(result["phi_seeds"]).shape == (large, large)
+    assert set(result["table7"]) == {"8", "64", "planted"}
+    assert set(result["full_update_singular_values"]) == {"0", "2", "4"}
+    assert result["phi_top1"] == result["phi_ranks"][0][0]
+
+
+def test_lora_solves_the_task(result) -> None:
+    for name, accuracy in result["accuracy"].items():
+        if name != "full":
+            assert accuracy > 0.95, name
+
+
+def test_top_direction_is_shared_between_ranks_far_above_chance(result) -> None:
+    assert result["phi_top1"] > 0.6
+    assert result["phi_top1_seed1"] > 0.6
+    assert result["phi_top1"] > 20 * result["random_baseline_top1"]
+    assert result["phi_top_planted"] > 0.8  # the top-4 (planted rank) subspaces coincide
+    assert result["phi_seeds_top1"] > 0.8  # and across seeds at r = 64
+
+
+def test_directions_beyond_the_planted_rank_are_noise(result) -> None:
+    # top 4 shared, the other 4 of A_8 unrelated: φ(8, 8) ≈ 4/8
+    k = result["task"]["planted_rank"]
+    phi = np.array(result["phi_ranks"])
+    assert abs(phi[7, 7] - k / 8) < 0.1
+
+
+def test_random_baseline_is_near_max_i_j_over_n(result) -> None:
+    n = result["task"]["sizes"][2]
+    baseline = np.array(result["phi_ranks_random"])
+    assert abs(baseline[0, 0] - 1 / n) < 0.005
+    assert abs(baseline[-1, -1] - 64 / n) < 0.05
+
+
+def test_random_planted_update_is_at_chance_against_w(result) -> None:
+    # ΔW* was drawn independently of W, so W has no more weight in ΔW's directions than
+    # in random ones; W's own directions hold far more
+    row = result["table7"]["8"]["r=4"]
+    assert 0.5 < row["proj_delta"] / row["proj_random"] < 2.0
+    assert row["proj_weight"] > 3 * row["proj_delta"]
+    assert row["amplification"] == pytest.approx(row["delta_norm"] / row["proj_delta"])
+
+
+def test_full_update_is_concentrated_in_the_planted_layers_top_k(result) -> None:
+    energy = result["full_update_energy_top_planted"]
+    assert energy["2"] > 0.6
+    assert energy["2"] > energy["0"] + 0.15
+
+
+def test_plot_and_summary_from_the_dict_alone(result) -> None:
+    figure = experiment.plot(json.loads(json.dumps(result)))
+    assert isinstance(figure, Figure) and len(figure.axes) >= 6
+    line = experiment.summary(result)
+    assert "φ" in line and "\n" not in line
+
+
+def test_fine_tuning_is_deterministic_per_seed() -> None:
+    task = experiment._task(3, n_train=300, n_test=100)
+    first = experiment._fine_tune(task, 8, (3, 0, 8), steps=20)
+    second = experiment._fine_tune(task, 8, (3, 0, 8), steps=20)
+    other = experiment._fine_tune(task, 8, (3, 1, 8), steps=20)
+
+    def a_matrix(run: dict) -> np.ndarray:
+        return run["model"].get_submodule(experiment.LAYER).lora_a.weight.data
+
+    np.testing.assert_array_equal(a_matrix(first), a_matrix(second))
+    assert not np.array_equal(a_matrix(first), a_matrix(other))
