@@ -1,4 +1,4 @@
-"""``python -m lora_np bench [--json] [--repeats N] [--quick] [--only SECTION ...]``.
+"""``python -m lora_np bench [--json] [--repeats N] [--quick] [--only SECTION ...] [--threads N]``.
 
 Times training steps side by side, in one process, and prints ratios:
 
@@ -17,11 +17,15 @@ Times training steps side by side, in one process, and prints ratios:
 How it is timed: every step of a comparison is first run once (warm-up, and a check that
 the engine and the hand-written step compute the same update), then the steps take
 turns: in each of ``--repeats`` rounds, each step runs back to back for a block of at
-least ``block`` seconds (the order alternates between rounds), and its time per step is
-recorded. A ratio is the **median over rounds** of the per-round ratio, so both sides of
-a ratio are measured at nearly the same moment, under the same machine load and the same
-BLAS. The milliseconds shown are medians too. Inputs are random (timing does not depend
-on the values), float32, with a fixed seed.
+least 0.1 s (``--quick``: once), the order alternating between rounds, and its time per
+step is recorded. A ratio is the **median over rounds** of the per-round ratio, so both
+sides of a ratio are measured at nearly the same moment, under the same machine load and
+the same BLAS; the quartiles of the per-round ratios are shown next to it. The
+milliseconds shown are medians too. Inputs are random (timing does not depend on the
+values), float32, with a fixed seed.
+
+On a machine busy with other work, a multithreaded BLAS waits for cores and the small
+steps' times become noise; ``--threads 1`` gives both sides one BLAS thread.
 
 A section whose dependency is missing is reported as skipped, with the reason.
 """
