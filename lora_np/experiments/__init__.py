@@ -21,6 +21,8 @@ from types import ModuleType
 
 EXPERIMENTS: dict[str, str] = {
     "gradcheck_eps": "lora_np.experiments.gradcheck_eps",
+    "rank_sweep": "lora_np.experiments.rank_sweep",
+    "alpha_sweep": "lora_np.experiments.alpha_sweep",
     "subspace_similarity": "lora_np.experiments.subspace_similarity",
     "variants": "lora_np.experiments.variants",
 }

@@ -110,3 +110,22 @@ def note(ax: Any, text: str, loc: str = "lower right") -> None:
         fontsize=8,
         bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85, "lw": 0.5},
     )
+
+
+def rank_colors(n: int) -> list[Any]:
+    """``n`` colours from light to dark, for curves indexed by a growing rank."""
+    cmap = mpl.colormaps["plasma"]
+    return [cmap(0.85 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def smooth(values: Any, window: int = 10) -> Any:
+    """A trailing moving average (the first points average what exists so far)."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=float)
+    cumulative = np.cumsum(array)
+    out = np.empty_like(array)
+    for i in range(len(array)):
+        start = max(0, i - window + 1)
+        out[i] = (cumulative[i] - (cumulative[start - 1] if start else 0.0)) / (i - start + 1)
+    return out

@@ -1,0 +1,410 @@
+"""α, the learning rate, and the scaling s = α/r vs α/√r (LoRA §4.1; rsLoRA).
+
+LoRA scales its update: h = W·x + s·B·A·x with s = α/r. Two questions:
+
+1. **Is α just a learning rate?** Write the update in weight space, ΔW = s·B·A, and let
+   B' = s·B. With plain SGD, ∂L/∂B = s·∂L/∂B', so a step moves B' by −η·s²·∂L/∂B',
+   while A's step (∂L/∂A = B'ᵀ·…) does not depend on s. If only B moved (A stays near
+   its init), α would trade with η as η·α² (iso-loss slope −2 in log η vs log α); once
+   both factors have moved far from their init, rescaling B' → B'/√s, A → √s·A balances
+   the two step sizes at η·s each, and the trade is η·α (slope −1). Adam divides each
+   gradient by its own running size, so B's step is ≈ η whatever s is: B' moves by
+   ≈ η·s, A by ≈ η; the same rescaling gives η·√s, i.e. slope −1/2 (and −1 if only B
+   moved). The grid measures it: the η at which the loss reaches a fixed target, per α
+   (an iso-loss contour), and its fitted slope — near −1/2 for Adam and −1 for SGD here,
+   the "both factors moved" regime. So α acts as a learning rate, but not one-for-one,
+   and with Adam the best η barely depends on α at all.
+2. **α/r or α/√r?** B starts at zero, so at the first step ∂L/∂B = s·G·(A·x)ᵀ (G the
+   gradient at the layer's output). A is drawn with a variance that does not depend on r
+   (Kaiming, Var = 1/(3·in)), so ‖A·x‖ grows like √r, and ‖∂L/∂B‖ ∝ s·√r: with s = α/r
+   it *collapses* like 1/√r, with s = α/√r (rsLoRA) it stays flat. That is rsLoRA's
+   argument made visible at initialisation, where it is exact; we also report the mean
+   ‖∂L/∂B‖ over the first training steps, where B ≠ 0 and A has moved, to show that the
+   ordering survives training. The loss curves show the practical effect: under α/r,
+   larger ranks learn no faster (the extra capacity is scaled away); under α/√r they can.
+
+The task: the "pretrained model" is a teacher MLP A (32-64-64-10); fine-tuning
+distils the logits of teacher B = A + a planted rank-``SHIFT_RANK`` update of layer "2"
+(so ranks up to 64 have something to learn), with LoRA on that layer only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lora_np.data import make_teacher, planted_shift, teacher_dataset, teacher_logits
+from lora_np.experiments import style
+from lora_np.experiments.common import nan_array, nan_grid, progress_bar
+from lora_np.experiments.finetune import mse_to_logits, train_fixed_budget, with_lora
+from lora_np.lora import lora_layers
+from lora_np.nn.modules import Module
+from lora_np.optim import Adam
+from lora_np.rng import manual_seed
+from lora_np.tensor import Tensor
+from lora_np.train import fit
+
+TEACHER_SIZES = (32, 64, 64, 10)
+LAYER = "2"
+SHIFT_RANK = 32
+SHIFT_SIZE = 0.5
+GRID_RANK = 8
+SCALING_ALPHA = 8.0
+SCALING_LR = 1e-3  # Adam, for the α/r vs α/√r loss curves
+LAST_LOSSES = 10
+GRAD_WINDOW = 20  # steps over which the "during training" gradient norm is averaged
+
+SETTINGS: dict[bool, dict[str, Any]] = {
+    False: {
+        "n_train": 4000,
+        "grid_steps": 200,
+        "alphas": [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+        "lrs": {
+            "adam": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1],
+            "sgd": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0, 30.0],
+        },
+        "ranks": [1, 2, 4, 8, 16, 32, 64],
+        "scaling_steps": 400,
+        "init_draws": 8,
+    },
+    True: {
+        "n_train": 2000,
+        "grid_steps": 80,
+        "alphas": [1.0, 8.0, 64.0],
+        "lrs": {
+            "adam": [1e-4, 1e-3, 1e-2, 1e-1],
+            "sgd": [1e-2, 1e-1, 1.0, 10.0],
+        },
+        "ranks": [1, 4, 16, 64],
+        "scaling_steps": 100,
+        "init_draws": 4,
+    },
+}
+
+
+class _RecordingAdam(Adam):
+    """Adam that also records ‖∂L/∂B‖_F of one LoRA layer at every step (before updating)."""
+
+    def __init__(self, params: Any, lr: float, lora_b: Tensor) -> None:
+        super().__init__(params, lr=lr)
+        self.lora_b = lora_b
+        self.grad_norms: list[float] = []
+
+    def step(self) -> None:
+        grad = self.lora_b.grad
+        self.grad_norms.append(0.0 if grad is None else float(np.linalg.norm(grad)))
+        super().step()
+
+
+def _task(cfg: dict[str, Any], seed: int) -> tuple[Module, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    teacher_a = make_teacher(TEACHER_SIZES, rng=rng)
+    teacher_b = planted_shift(teacher_a, LAYER, SHIFT_RANK, SHIFT_SIZE, rng=rng)
+    X, _ = teacher_dataset(teacher_a, cfg["n_train"], rng=rng)
+    return teacher_a, X, teacher_logits(teacher_b, X).astype(np.float32)
+
+
+def _final_loss(losses: list[float] | None) -> float | None:
+    if losses is None:
+        return None
+    value = float(np.mean(losses[-LAST_LOSSES:]))
+    return value if np.isfinite(value) else None
+
+
+def _lr_reaching(row: list[float | None], lrs: list[float], target: float) -> float | None:
+    """The smallest η at which the final loss falls to ``target``, interpolating log η
+    linearly in log loss between grid points; None if no η in the grid gets there or the
+    very first one already does (the crossing is outside the grid)."""
+    for j, value in enumerate(row):
+        if value is not None and value <= target:
+            previous = row[j - 1] if j > 0 else None
+            if previous is None or previous <= target:
+                return None
+            t = (np.log(previous) - np.log(target)) / (np.log(previous) - np.log(value))
+            return float(np.exp(np.log(lrs[j - 1]) + t * (np.log(lrs[j]) - np.log(lrs[j - 1]))))
+    return None
+
+
+def _slope(alphas: list[float], lrs: list[float | None]) -> float | None:
+    """Least-squares slope of log η against log α over the α that have an η (≥ 2 needed)."""
+    pairs = [(a, lr) for a, lr in zip(alphas, lrs, strict=True) if lr is not None]
+    if len(pairs) < 2:
+        return None
+    return float(np.polyfit(np.log10([a for a, _ in pairs]), np.log10([b for _, b in pairs]), 1)[0])
+
+
+def _grid(
+    pretrained: Module, X: np.ndarray, Y: np.ndarray, cfg: dict[str, Any], seed: int, progress: bool
+) -> dict[str, Any]:
+    """Final training loss over (α, η) at rank GRID_RANK, for Adam and SGD.
+
+    Two summaries of how α trades with η, each a slope of log η against log α: the best
+    η per α (coarse: it moves in grid steps), and the η at which the loss first reaches a
+    fixed target (an iso-loss contour, interpolated; the target is the geometric mean of
+    the loss before fine-tuning and the best loss in that optimizer's grid).
+    """
+    initial = float(np.mean((teacher_logits(pretrained, X) - Y) ** 2))
+    grids: dict[str, Any] = {
+        "rank": GRID_RANK,
+        "alphas": cfg["alphas"],
+        "steps": cfg["grid_steps"],
+        "initial_loss": initial,
+    }
+    for optimizer in ("adam", "sgd"):
+        lrs = cfg["lrs"][optimizer]
+        cells = [(a, lr) for a in cfg["alphas"] for lr in lrs]
+        losses: dict[tuple[float, float], float | None] = {}
+        for alpha, lr in progress_bar(cells, enabled=progress, desc=f"alpha_sweep: {optimizer}"):
+            model = with_lora(
+                pretrained, GRID_RANK, alpha, targets=[LAYER], rng=np.random.default_rng(seed + 1)
+            )
+            curve = train_fixed_budget(
+                model,
+                X,
+                Y,
+                steps=cfg["grid_steps"],
+                lr=lr,
+                optimizer=optimizer,
+                loss=mse_to_logits,
+                rng=np.random.default_rng(seed + 2),
+            )
+            losses[(alpha, lr)] = _final_loss(curve)
+        table = [[losses[(a, lr)] for lr in lrs] for a in cfg["alphas"]]
+        best_lr = []
+        for row in table:
+            finite = [(v, lr) for v, lr in zip(row, lrs, strict=True) if v is not None]
+            best_lr.append(min(finite)[1] if finite else None)
+        lowest = min(v for row in table for v in row if v is not None)
+        target = float(np.sqrt(initial * lowest))
+        contour = [_lr_reaching(row, lrs, target) for row in table]
+        grids[optimizer] = {
+            "lrs": lrs,
+            "final_loss": table,
+            "best_lr": best_lr,
+            "best_lr_slope": _slope(cfg["alphas"], best_lr),
+            "target_loss": target,
+            "lr_at_target": contour,
+            "contour_slope": _slope(cfg["alphas"], contour),
+        }
+    return grids
+
+
+def _grad_norm_at_init(
+    pretrained: Module, X: np.ndarray, Y: np.ndarray, rank: int, rslora: bool, rng_seed: int
+) -> float:
+    """‖∂L/∂B‖_F of the adapted layer at B = 0, on one fixed batch of 256 inputs."""
+    model = with_lora(
+        pretrained,
+        rank,
+        SCALING_ALPHA,
+        targets=[LAYER],
+        use_rslora=rslora,
+        rng=np.random.default_rng(rng_seed),
+    )
+    loss = mse_to_logits(model(Tensor(X[:256])), Y[:256])
+    loss.backward()
+    ((_, layer),) = lora_layers(model)
+    return float(np.linalg.norm(layer.lora_b.weight.grad))
+
+
+def _scaling(
+    pretrained: Module, X: np.ndarray, Y: np.ndarray, cfg: dict[str, Any], seed: int, progress: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ranks": cfg["ranks"],
+        "alpha": SCALING_ALPHA,
+        "lr": SCALING_LR,
+        "steps": cfg["scaling_steps"],
+        "init_draws": cfg["init_draws"],
+    }
+    jobs = [(r, name) for r in cfg["ranks"] for name in ("standard", "rslora")]
+    curves: dict[str, list[list[float] | None]] = {"standard": [], "rslora": []}
+    init_norms: dict[str, list[float]] = {"standard": [], "rslora": []}
+    trained_norms: dict[str, list[float]] = {"standard": [], "rslora": []}
+    for rank, name in progress_bar(jobs, enabled=progress, desc="alpha_sweep: α/r vs α/√r"):
+        rslora = name == "rslora"
+        draws = [
+            _grad_norm_at_init(pretrained, X, Y, rank, rslora, seed + 10 + d)
+            for d in range(cfg["init_draws"])
+        ]
+        init_norms[name].append(float(np.mean(draws)))
+        model = with_lora(
+            pretrained,
+            rank,
+            SCALING_ALPHA,
+            targets=[LAYER],
+            use_rslora=rslora,
+            rng=np.random.default_rng(seed + 1),
+        )
+        ((_, layer),) = lora_layers(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = _RecordingAdam(params, SCALING_LR, layer.lora_b.weight)
+        history = fit(
+            model,
+            (X, Y),
+            optimizer=optimizer,
+            loss=mse_to_logits,
+            steps=cfg["scaling_steps"],
+            batch_size=128,
+            eval_every=cfg["scaling_steps"],
+            progress=False,
+            rng=np.random.default_rng(seed + 2),
+        )
+        curves[name].append(history.loss)
+        window = optimizer.grad_norms[1 : GRAD_WINDOW + 1]
+        trained_norms[name].append(float(np.mean(window)))
+    out["loss_curves_standard"] = curves["standard"]
+    out["loss_curves_rslora"] = curves["rslora"]
+    out["final_loss_standard"] = [_final_loss(c) for c in curves["standard"]]
+    out["final_loss_rslora"] = [_final_loss(c) for c in curves["rslora"]]
+    out["grad_norm_B_standard"] = init_norms["standard"]
+    out["grad_norm_B_rslora"] = init_norms["rslora"]
+    out["grad_norm_B_training_standard"] = trained_norms["standard"]
+    out["grad_norm_B_training_rslora"] = trained_norms["rslora"]
+    return out
+
+
+def _log_slope(x: list[float], y: list[float]) -> float:
+    return float(np.polyfit(np.log10(x), np.log10(y), 1)[0])
+
+
+def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """The (α, η) grids for Adam and SGD, and α/r vs α/√r across ranks.
+
+    Fields: ``ranks``; ``grad_norm_B_standard`` / ``grad_norm_B_rslora`` (‖∂L/∂B‖_F at
+    the first step, B = 0, mean over ``init_draws`` draws of A), their log–log slopes
+    against r (theory: −1/2 and 0); ``grad_norm_B_training_*`` (mean over steps 2…21);
+    ``loss_curves_*``, ``final_loss_*``; ``grids`` with ``adam`` and ``sgd`` each holding
+    ``lrs``, ``final_loss`` (rows: α, columns: η; None = diverged), ``best_lr`` per α and
+    the fitted ``best_lr_slope`` of log η* against log α (η·α invariance: −1, η·α²: −2).
+    """
+    manual_seed(seed)
+    cfg = SETTINGS[bool(quick)]
+    pretrained, X, Y = _task(cfg, seed)
+    grids = _grid(pretrained, X, Y, cfg, seed, progress)
+    scaling = _scaling(pretrained, X, Y, cfg, seed, progress)
+    return {
+        "quick": bool(quick),
+        "seed": seed,
+        "task": {
+            "teacher_sizes": list(TEACHER_SIZES),
+            "layer": LAYER,
+            "shift_rank": SHIFT_RANK,
+            "shift_size": SHIFT_SIZE,
+            "n_train": cfg["n_train"],
+            "loss": "MSE to teacher B's logits",
+        },
+        **scaling,
+        "grad_norm_slope_standard": _log_slope(scaling["ranks"], scaling["grad_norm_B_standard"]),
+        "grad_norm_slope_rslora": _log_slope(scaling["ranks"], scaling["grad_norm_B_rslora"]),
+        "grids": grids,
+    }
+
+
+def _fmt(slope: float | None) -> str:
+    return "n/a" if slope is None else f"{slope:+.2f}"
+
+
+def _heatmap(
+    ax: Any, grid: dict[str, Any], alphas: list[float], title: str, steps: int, grid_rank: int
+) -> None:
+    values = np.log10(nan_grid(grid["final_loss"]))
+    lrs = grid["lrs"]
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis_r")
+    ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], rotation=45)
+    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    for i, row in enumerate(grid["final_loss"]):
+        for j, value in enumerate(row):
+            if value is None:
+                ax.text(j, i, "×", ha="center", va="center", color="red", fontsize=9)
+    best = [lrs.index(b) if b is not None else np.nan for b in grid["best_lr"]]
+    ax.plot(best, range(len(alphas)), "w*", ms=9)
+    # the iso-loss contour, in grid coordinates (log η interpolated between columns)
+    log_lrs = np.log10(lrs)
+    contour = [
+        np.interp(np.log10(v), log_lrs, np.arange(len(lrs))) if v is not None else np.nan
+        for v in grid["lr_at_target"]
+    ]
+    ax.plot(contour, range(len(alphas)), "o-", color="white", ms=4, lw=1.5)
+    ax.set_xlabel("learning rate η")
+    ax.set_ylabel(f"α (rank r = {grid_rank})")
+    ax.set_title(
+        f"{title}: log10 final loss after {steps} steps\n"
+        f"★ best η per α (slope {_fmt(grid['best_lr_slope'])});  "
+        f"○ loss = {grid['target_loss']:.3g} (slope {_fmt(grid['contour_slope'])})",
+        fontsize=9,
+    )
+    ax.grid(False)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+
+
+@style.styled
+def plot(result: dict[str, Any]):
+    """Grids (Adam, SGD), gradient norm of B vs rank, and loss curves per scaling."""
+    fig, axes = style.figure(
+        2, 2, title="α as a learning rate, and α/r vs α/√r (rsLoRA)", panel_size=(5.6, 4.2)
+    )
+    grids = result["grids"]
+    for col, name in enumerate(("adam", "sgd")):
+        label = "Adam" if name == "adam" else "SGD"
+        _heatmap(axes[0, col], grids[name], grids["alphas"], label, grids["steps"], grids["rank"])
+    style.note(axes[0, 1], "× diverged", "lower left")
+
+    ax = axes[1, 0]
+    ranks = result["ranks"]
+    for name, label in (("standard", "α/r"), ("rslora", "α/√r (rsLoRA)")):
+        color = style.COLORS["lora" if name == "standard" else "rslora"]
+        ax.loglog(
+            ranks, result[f"grad_norm_B_{name}"], "o-", color=color, label=f"{label}, at init"
+        )
+        ax.loglog(
+            ranks,
+            nan_array(result[f"grad_norm_B_training_{name}"]),
+            "s--",
+            color=color,
+            alpha=0.6,
+            label=f"{label}, steps 2–{GRAD_WINDOW + 1}",
+        )
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.minorticks_off()
+    ax.set_xlabel("rank r")
+    ax.set_ylabel("‖∂L/∂B‖_F")
+    ax.set_title(
+        f"gradient of B: slope {result['grad_norm_slope_standard']:+.2f} (α/r) vs "
+        f"{result['grad_norm_slope_rslora']:+.2f} (α/√r) at init",
+        fontsize=9,
+    )
+    ax.legend(loc="lower left")
+
+    ax = axes[1, 1]
+    colors = style.rank_colors(len(ranks))
+    for i, r in enumerate(ranks):
+        for name, ls in (("standard", "-"), ("rslora", "--")):
+            curve = result[f"loss_curves_{name}"][i]
+            if curve is not None:
+                ax.semilogy(
+                    style.smooth(curve),
+                    ls,
+                    color=colors[i],
+                    lw=1.2,
+                    label=f"r={r}" if ls == "-" else None,
+                )
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title(
+        f"Adam η={result['lr']:g}, α={result['alpha']:g}: solid α/r, dashed α/√r", fontsize=9
+    )
+    ax.legend(loc="lower left", ncol=2)
+    return fig
+
+
+def summary(result: dict[str, Any]) -> str:
+    """Best-η slopes for Adam/SGD and the gradient-norm slopes vs rank."""
+    grids = result["grids"]
+    return (
+        f"iso-loss log η vs log α slope: Adam {_fmt(grids['adam']['contour_slope'])}, "
+        f"SGD {_fmt(grids['sgd']['contour_slope'])}; ‖∂L/∂B‖ vs r slope at init: "
+        f"α/r {result['grad_norm_slope_standard']:+.2f}, "
+        f"α/√r {result['grad_norm_slope_rslora']:+.2f}"
+    )

@@ -1,0 +1,132 @@
+"""Building blocks the fine-tuning experiments share: LoRA on chosen layers, a run of
+Adam/SGD with a fixed budget, and distillation on a teacher's logits.
+
+Kept apart from any one experiment so rank_sweep, alpha_sweep (and notebooks) fine-tune
+the same way: same budget of steps, same batch size, same loss, only the knob under study
+changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lora_np.lora import LoRAConfig, apply_lora, count_parameters
+from lora_np.nn import functional as F
+from lora_np.nn.modules import Linear, Module
+from lora_np.optim import SGD, Adam
+from lora_np.tensor import Tensor, no_grad
+from lora_np.train import fit
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def mse_to_logits(output: Tensor, target_logits: Any) -> Tensor:
+    """Distillation loss: mean squared error between the model's and a teacher's logits."""
+    return F.mse_loss(output, target_logits)
+
+
+def with_lora(
+    model: Module,
+    rank: int,
+    alpha: float | None = None,
+    *,
+    targets: Sequence[str],
+    use_rslora: bool = False,
+    rng: np.random.Generator,
+) -> Module:
+    """A deep copy of ``model`` with LoRA of rank ``rank`` on the Linear layers ``targets``.
+
+    A layer too small for ``rank`` gets rank min(in, out) instead ("where the layer
+    allows"). ``alpha`` defaults to the layer's rank (scaling α/r = 1); with an explicit
+    ``alpha`` every layer uses it. Only the adapters train (biases frozen).
+    """
+    adapted = copy.deepcopy(model)
+    rank_pattern: dict[str, int] = {}
+    alpha_pattern: dict[str, float] = {}
+    for name in targets:
+        layer = adapted.get_submodule(name)
+        if not isinstance(layer, Linear):
+            raise TypeError(f"with_lora: {name!r} is a {type(layer).__name__}, not a Linear")
+        cap = min(rank, layer.in_features, layer.out_features)
+        if cap < rank:
+            rank_pattern[re.escape(name)] = cap
+            if alpha is None:
+                alpha_pattern[re.escape(name)] = float(cap)
+    config = LoRAConfig(
+        rank=rank,
+        alpha=float(rank if alpha is None else alpha),
+        target_modules=list(targets),
+        use_rslora=use_rslora,
+        rank_pattern=rank_pattern,
+        alpha_pattern=alpha_pattern,
+    )
+    return apply_lora(adapted, config, rng=rng)
+
+
+def trainable(model: Module) -> list[Tensor]:
+    """The parameters that require grad (what the optimizer should see)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def n_trainable(model: Module) -> int:
+    """How many numbers fine-tuning changes."""
+    return int(count_parameters(model)[0])
+
+
+def train_fixed_budget(
+    model: Module,
+    X: np.ndarray,
+    targets: np.ndarray,
+    *,
+    steps: int,
+    lr: float,
+    optimizer: str = "adam",
+    loss: Any = F.cross_entropy,
+    batch_size: int = 128,
+    rng: np.random.Generator,
+) -> list[float] | None:
+    """``steps`` optimizer steps on the trainable parameters; the per-step losses.
+
+    Returns None if the loss became NaN/inf (a diverged run, e.g. a too-large step).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    opt = OPTIMIZERS[optimizer](trainable(model), lr=lr)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = fit(
+                model,
+                (X, targets),
+                optimizer=opt,
+                loss=loss,
+                steps=steps,
+                batch_size=batch_size,
+                eval_every=steps,
+                progress=False,
+                rng=rng,
+            )
+    except FloatingPointError:
+        return None
+    return history.loss
+
+
+def accuracy(model: Module, X: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose arg-max logit is the label (eval mode, no graph)."""
+    with no_grad():
+        was_training = model.training
+        model.eval()
+        logits = model(Tensor(X.astype(np.float32))).data
+        model.train(was_training)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def mse(model: Module, X: np.ndarray, target_logits: np.ndarray) -> float:
+    """Mean squared error between the model's logits and ``target_logits`` (no graph)."""
+    with no_grad():
+        logits = model(Tensor(X.astype(np.float32))).data.astype(np.float64)
+    return float(np.mean((logits - target_logits) ** 2))
