@@ -21,6 +21,7 @@ from types import ModuleType
 
 EXPERIMENTS: dict[str, str] = {
     "gradcheck_eps": "lora_np.experiments.gradcheck_eps",
+    "intrinsic_dimension": "lora_np.experiments.intrinsic_dimension",
     "rank_sweep": "lora_np.experiments.rank_sweep",
     "alpha_sweep": "lora_np.experiments.alpha_sweep",
     "subspace_similarity": "lora_np.experiments.subspace_similarity",
