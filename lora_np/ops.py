@@ -277,7 +277,7 @@ class Sum(Function):
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.shape = a.shape
         self.axes = _normalise_axis(self.axis, a.ndim)
-        return np.sum(a, axis=self.axes, keepdims=self.keepdims)
+        return a.sum(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         if not self.keepdims and np.ndim(grad) > 0:  # a 0-d total broadcasts as it is
