@@ -2,11 +2,11 @@
 
 Margins chosen after running quick mode for seeds 0..4, which gave: test agreement with
 teacher B 0.990..0.999 for LoRA, rsLoRA, DoRA and LoRA+; PiSSA 0.77..0.84 (its start, W's
-top singular directions, is unrelated to the randomly planted update); tuned LoRA's final
-training loss 1.3e-5..1.7e-5 against tuned LoRA+'s 3.3e-5..7.1e-5; rsLoRA and LoRA with
-α·√r identical. Correlation of (ΔD, ΔM) over (layer, checkpoint) points: full fine-tuning
--0.31..-0.07, LoRA 0.999, DoRA 0.41..0.75; over rows at the end: full -0.06..0.11, LoRA
-0.79..0.86, DoRA 0.39..0.56.
+top singular directions, is unrelated to the randomly planted update); rsLoRA and LoRA
+with α·√r identical. LoRA+ against tuned LoRA flips with the budget (quick: LoRA ahead
+on every seed, full run: LoRA+ ahead), so it is not asserted. Correlation of (ΔD, ΔM)
+over (layer, checkpoint) points: full fine-tuning -0.31..-0.07, LoRA 0.999, DoRA
+0.41..0.75; over rows at the end: full -0.06..0.11, LoRA 0.79..0.86, DoRA 0.39..0.56.
 """
 
 from __future__ import annotations
@@ -34,14 +34,12 @@ def test_result_has_the_fields(result) -> None:
     json.dumps(result, allow_nan=False)
     assert result["variants"] == [*ADAPTERS, "full fine-tuning"]
     for name in result["variants"]:
-        assert result["chosen_lr"][name] in (
-            result["task"]["full_lr_grid"]
-            if name == "full fine-tuning"
-            else result["task"]["lr_grid"]
-        )
+        full = name == "full fine-tuning"
+        grid = result["task"]["full_lr_grid" if full else "lr_grid"]
+        assert result["chosen_lr"][name] in grid
+        assert [run["lr"] for run in result["grid"][name]] == grid
         assert 0.0 <= result["final_accuracy"][name] <= 1.0
         assert len(result["best"][name]["loss"]) == result["task"]["steps"]
-        assert len(result["grid"][name]) == len(result["task"]["lr_grid"])
     assert len(result["controls"]) == 2
     for name in ("full fine-tuning", "LoRA", "DoRA"):
         scatter = result["dora_scatter"][name]
@@ -70,8 +68,13 @@ def test_rslora_is_lora_with_alpha_times_sqrt_r(result) -> None:
     np.testing.assert_allclose(control["loss"], rslora["loss"], rtol=1e-3)
 
 
-def test_lora_plus_gain_disappears_once_lora_lr_is_tuned(result) -> None:
-    assert result["best"]["LoRA"]["train_loss"] <= result["best"]["LoRA+"]["train_loss"]
+def test_lora_plus_control_runs_lora_at_lora_plus_b_learning_rate(result) -> None:
+    # whether LoRA+ beats tuned LoRA depends on the budget here (quick: no; full: yes), so
+    # only the control's construction is asserted; the figure reports the outcome
+    control = result["controls"]["LoRA, lr = LoRA+'s B lr"]
+    expected = result["best"]["LoRA+"]["lr"] * result["task"]["lora_plus_ratio"]
+    assert control["lr"] == pytest.approx(expected)
+    assert len(control["loss"]) == result["task"]["steps"] or control["diverged"]
 
 
 def test_dora_magnitude_direction_correlations(result) -> None:

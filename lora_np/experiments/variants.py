@@ -59,7 +59,7 @@ LAYERS = ("0", "2")  # the hidden layers: every Linear but the output head
 RANK, ALPHA = 8, 16.0
 LORA_PLUS_RATIO = 16.0
 BATCH = 64
-LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 FULL_LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 CHECKPOINTS = 10
 
@@ -276,6 +276,10 @@ def _curve(ax: Any, loss: Any, **kwargs: Any) -> None:
     ax.semilogy(np.arange(1, len(smoothed) + 1), smoothed, **kwargs)
 
 
+def _format_loss(value: float | None) -> str:
+    return "diverged" if value is None or not math.isfinite(value) else f"{value:.1e}"
+
+
 @style.styled
 def plot(result: dict[str, Any]):
     """Loss curves, final metrics, learning-rate sensitivity, the two controls, and DoRA's
@@ -363,6 +367,12 @@ def plot(result: dict[str, Any]):
     ax.set_ylabel("training loss (20-step mean)")
     ax.set_title("learning-rate-matched controls", fontsize=9)
     ax.legend(loc="lower left", fontsize=7)
+    short = ["LoRA+", "LoRA at B's lr", "rsLoRA", "LoRA, α·√r", "LoRA"]
+    lines = [
+        f"{name}: {_format_loss(run_['train_loss'])}"
+        for name, (_, run_, *_) in zip(short, pairs, strict=True)
+    ]
+    style.note(ax, "final training loss\n" + "\n".join(lines), "upper right")
 
     layer_markers = {"0": "o", "2": "s"}
     for column, name in enumerate(("full fine-tuning", "LoRA", "DoRA")):
