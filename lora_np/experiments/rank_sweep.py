@@ -63,8 +63,8 @@ SETTINGS: dict[bool, dict[str, Any]] = {
         "pretrain_steps": 2000,
         "finetune_steps": 800,
         "ranks": [1, 2, 4, 8, 16, 64],
-        "lora_lrs": [1e-3, 3e-3, 1e-2],
-        "full_lrs": [3e-4, 1e-3, 3e-3],
+        "lora_lrs": [1e-3, 3e-3, 1e-2, 3e-2],
+        "full_lrs": [3e-4, 1e-3, 3e-3, 1e-2],
         "digits_pretrain_steps": 1500,
         "digits_finetune_steps": 800,
         "digits_ranks": [1, 2, 4, 8, 16, 32, 64],
@@ -298,7 +298,7 @@ def _panel(ax: Any, sweep: dict[str, Any], title: str, planted_rank: int | None)
         ax.axvline(planted_rank, color=style.COLORS["highlight"], lw=1, alpha=0.7)
         ax.text(
             planted_rank,
-            0.97,
+            0.2,
             f" planted rank k={planted_rank}",
             transform=ax.get_xaxis_transform(),
             color=style.COLORS["highlight"],
@@ -336,7 +336,17 @@ def plot(result: dict[str, Any]):
         f"control: B = teacher A + rank-{k} shift (student ≠ teacher)",
         k,
     )
+    style.note(
+        axes[0, 1],
+        "no knee: the update this student needs\nis not rank k in any of its layers",
+        "lower right",
+    )
     _panel(axes[0, 2], result["digits"], "digits → mirrored digits (domain shift)", None)
+    style.note(
+        axes[0, 2],
+        "pretrained on digits, fine-tuned on mirrored\ndigits: rank 1 already recovers most of it",
+        "lower right",
+    )
     return fig
 
 
