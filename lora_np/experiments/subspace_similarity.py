@@ -238,7 +238,9 @@ def plot(result: dict[str, Any]):
     )
     ax.set_xlabel(f"j (top-j right-singular vectors of A, r = {large})")
     ax.set_ylabel(f"i (top-i of A, r = {small})")
-    ax.set_title(f"φ(A_r={small}, A_r={large}, i, j), run 1", fontsize=9)
+    ax.set_title(
+        f"φ(A_r={small}, A_r={large}, i, j), layer {result['task']['layer']}, run 1", fontsize=9
+    )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label="φ")
 
@@ -294,18 +296,28 @@ def plot(result: dict[str, Any]):
             color=style.COLORS["lora"],
             label=f"A, {label}",
         )
-    ax.axhline(
-        k / result["task"]["sizes"][2],
+    n_in = result["task"]["sizes"][2]
+    steps_i = np.arange(1, small + 1)
+    ax.plot(
+        steps_i,
+        np.maximum(steps_i, k) / n_in,
+        ":",
         color=style.COLORS["baseline"],
-        ls=":",
-        label="random subspace (k/in at i ≥ k)",
+        label="random subspace: max(i, k)/in",
     )
     ax.axvline(k, color=style.COLORS["highlight"], ls="--", lw=1)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("i (top-i right-singular vectors of A)")
     ax.set_ylabel("‖U_iᵀ V*‖²_F / min(i, k)")
     ax.set_title("overlap with the planted input subspace V*", fontsize=9)
-    ax.legend(loc="lower left")
+    ax.legend(loc="center left")
+    accuracy = result["accuracy"]
+    style.note(
+        ax,
+        "agreement with teacher B (test)\n"
+        + "\n".join(f"{name}: {value:.1%}" for name, value in accuracy.items()),
+        "lower right",
+    )
 
     ax = axes[1, 1]
     table = result["table7"][str(small)]
