@@ -73,10 +73,14 @@ def _kernel_environment(quick: bool) -> Iterator[None]:
 
     ``LORA_NP_QUICK`` is "1" or "0"; the checkout is put on ``PYTHONPATH`` so that
     ``import lora_np`` finds this very package even without an install; matplotlib draws
-    inline, so figures are stored in the notebook.
+    inline, so figures are stored in the notebook. BLAS gets one thread unless the caller
+    chose otherwise: the course's matrices are small, and on a 2-core machine BLAS worker
+    threads cost more than they save (seen 10-100x slower on a busy machine).
     """
     settings = {
         QUICK_ENV: "1" if quick else "0",
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),
