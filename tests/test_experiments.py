@@ -211,9 +211,11 @@ def test_rank_sweep_digits_domain_shift_is_learned(quick_run) -> None:
 
 # --------------------------------------------------------------------------- alpha_sweep
 # seeds 0..4 (quick): ‖∂L/∂B‖ vs r slope at init −0.57..−0.44 (α/r), −0.07..+0.06 (α/√r);
-# during steps 2..21 at r = 64, α/r's norm is 0.18× α/√r's; final loss at r = 64: α/√r
-# 0.43× α/r; α/r gains 3..8% from r = 16 to 64, α/√r 37..41%. Iso-loss slope of log η vs
-# log α: Adam −0.49..−0.43, SGD −1.14..−1.08.
+# during steps 2..21 at r = 64, α/r's norm is 0.24..0.27× α/√r's. With η tuned at r = 8
+# and kept (1e-2 for both in quick mode), final loss at r = 64: α/√r 0.30..0.34× α/r;
+# from r = 16 to 64 α/r's loss falls by 26..32%, α/√r's by 71..76%. Iso-loss slope of
+# log η vs log α: Adam −0.49..−0.43, SGD −1.14..−1.08. Not asserted: with η re-tuned per
+# rank α/r catches up (the full run shows it; quick mode's η grid is too short to).
 
 
 def test_alpha_sweep_grad_norm_of_b_collapses_under_alpha_over_r_only(quick_run) -> None:
@@ -222,18 +224,19 @@ def test_alpha_sweep_grad_norm_of_b_collapses_under_alpha_over_r_only(quick_run)
     assert abs(result["grad_norm_slope_rslora"]) <= 0.15  # theory: 0
     standard = result["grad_norm_B_training_standard"]
     rslora = result["grad_norm_B_training_rslora"]
-    assert standard[-1] < 0.35 * rslora[-1]  # the ordering survives the first steps
+    assert standard[-1] < 0.4 * rslora[-1]  # the ordering survives the first steps
 
 
-def test_alpha_sweep_larger_ranks_help_only_with_rslora_scaling(quick_run) -> None:
+def test_alpha_sweep_with_eta_kept_larger_ranks_help_more_under_rslora(quick_run) -> None:
     result = quick_result(quick_run, "alpha_sweep")
     ranks = result["ranks"]
     standard, rslora = result["final_loss_standard"], result["final_loss_rslora"]
-    assert ranks[-1] >= 64 and 16 in ranks
+    assert ranks[-1] >= 64 and 16 in ranks and result["reference_rank"] in ranks
     i16 = ranks.index(16)
-    assert rslora[-1] < 0.6 * standard[-1]
-    assert (standard[i16] - standard[-1]) / standard[i16] < 0.15  # α/r: rank barely helps
-    assert (rslora[i16] - rslora[-1]) / rslora[i16] > 0.25  # α/√r: it does
+    assert rslora[-1] < 0.5 * standard[-1]
+    gain_standard = (standard[i16] - standard[-1]) / standard[i16]
+    gain_rslora = (rslora[i16] - rslora[-1]) / rslora[i16]
+    assert gain_rslora > gain_standard + 0.25
 
 
 def test_alpha_sweep_alpha_trades_with_the_learning_rate(quick_run) -> None:

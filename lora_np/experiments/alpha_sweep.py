@@ -20,8 +20,12 @@ LoRA scales its update: h = W·x + s·B·A·x with s = α/r. Two questions:
    it *collapses* like 1/√r, with s = α/√r (rsLoRA) it stays flat. That is rsLoRA's
    argument made visible at initialisation, where it is exact; we also report the mean
    ‖∂L/∂B‖ over the first training steps, where B ≠ 0 and A has moved, to show that the
-   ordering survives training. The loss curves show the practical effect: under α/r,
-   larger ranks learn no faster (the extra capacity is scaled away); under α/√r they can.
+   ordering survives training. The loss curves show the practical effect when η is
+   tuned once, at r = 8, and kept as r grows (what rsLoRA criticises): under α/r the
+   larger ranks improve much less than under α/√r. The control re-tunes η for every
+   rank and scaling: then α/r catches up, i.e. with Adam the difference is a step-size
+   effect — α/√r makes a good η *transfer* across ranks, it does not unlock anything a
+   re-tuned α/r cannot reach on this task.
 
 The task: the "pretrained model" is a teacher MLP A (32-64-64-10); fine-tuning
 distils the logits of teacher B = A + a planted rank-``SHIFT_RANK`` update of layer "2"
@@ -51,7 +55,7 @@ SHIFT_RANK = 32
 SHIFT_SIZE = 0.5
 GRID_RANK = 8
 SCALING_ALPHA = 8.0
-SCALING_LR = 1e-3  # Adam, for the α/r vs α/√r loss curves
+REFERENCE_RANK = 8  # η is tuned at this rank, then kept fixed as the rank changes
 LAST_LOSSES = 10
 GRAD_WINDOW = 20  # steps over which the "during training" gradient norm is averaged
 
@@ -67,6 +71,7 @@ SETTINGS: dict[bool, dict[str, Any]] = {
         "ranks": [1, 2, 4, 8, 16, 32, 64],
         "scaling_steps": 400,
         "init_draws": 8,
+        "tuned_lrs": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
     },
     True: {
         "n_train": 2000,
@@ -76,9 +81,10 @@ SETTINGS: dict[bool, dict[str, Any]] = {
             "adam": [1e-4, 1e-3, 1e-2, 1e-1],
             "sgd": [1e-2, 1e-1, 1.0, 10.0],
         },
-        "ranks": [1, 4, 16, 64],
+        "ranks": [1, 8, 16, 64],
         "scaling_steps": 100,
         "init_draws": 4,
+        "tuned_lrs": [1e-3, 3e-3, 1e-2],
     },
 }
 
@@ -209,12 +215,19 @@ def _grad_norm_at_init(
 
 
 def _scaling(
-    pretrained: Module, X: np.ndarray, Y: np.ndarray, cfg: dict[str, Any], seed: int, progress: bool
+    pretrained: Module,
+    X: np.ndarray,
+    Y: np.ndarray,
+    cfg: dict[str, Any],
+    lrs: dict[str, float],
+    seed: int,
+    progress: bool,
 ) -> dict[str, Any]:
+    """Loss curves and ‖∂L/∂B‖ across ranks, each scaling at its own η (``lrs``)."""
     out: dict[str, Any] = {
         "ranks": cfg["ranks"],
         "alpha": SCALING_ALPHA,
-        "lr": SCALING_LR,
+        "lr": lrs,
         "steps": cfg["scaling_steps"],
         "init_draws": cfg["init_draws"],
     }
@@ -239,7 +252,7 @@ def _scaling(
         )
         ((_, layer),) = lora_layers(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = _RecordingAdam(params, SCALING_LR, layer.lora_b.weight)
+        optimizer = _RecordingAdam(params, lrs[name], layer.lora_b.weight)
         history = fit(
             model,
             (X, Y),
@@ -265,6 +278,51 @@ def _scaling(
     return out
 
 
+def _tuned(
+    pretrained: Module, X: np.ndarray, Y: np.ndarray, cfg: dict[str, Any], seed: int, progress: bool
+) -> dict[str, Any]:
+    """The step-size control: each (rank, scaling) gets its best η from ``tuned_lrs``.
+
+    Under Adam a larger s is partly a larger step, so α/√r's advantage at a fixed η could
+    be a step-size effect. With η re-tuned per rank, what remains is not.
+    """
+    out: dict[str, Any] = {"lrs": cfg["tuned_lrs"]}
+    jobs = [
+        (r, n, lr) for r in cfg["ranks"] for n in ("standard", "rslora") for lr in cfg["tuned_lrs"]
+    ]
+    final: dict[tuple[int, str, float], float | None] = {}
+    for rank, name, lr in progress_bar(jobs, enabled=progress, desc="alpha_sweep: tuned η"):
+        model = with_lora(
+            pretrained,
+            rank,
+            SCALING_ALPHA,
+            targets=[LAYER],
+            use_rslora=name == "rslora",
+            rng=np.random.default_rng(seed + 1),
+        )
+        curve = train_fixed_budget(
+            model,
+            X,
+            Y,
+            steps=cfg["scaling_steps"],
+            lr=lr,
+            loss=mse_to_logits,
+            rng=np.random.default_rng(seed + 2),
+        )
+        final[(rank, name, lr)] = _final_loss(curve)
+    for name in ("standard", "rslora"):
+        best_loss, best_lr = [], []
+        for rank in cfg["ranks"]:
+            runs = [(final[(rank, name, lr)], lr) for lr in cfg["tuned_lrs"]]
+            runs = [(v, lr) for v, lr in runs if v is not None]
+            value, lr = min(runs) if runs else (None, None)
+            best_loss.append(value)
+            best_lr.append(lr)
+        out[f"final_loss_{name}"] = best_loss
+        out[f"best_lr_{name}"] = best_lr
+    return out
+
+
 def _log_slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log10(x), np.log10(y), 1)[0])
 
@@ -275,15 +333,24 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
     Fields: ``ranks``; ``grad_norm_B_standard`` / ``grad_norm_B_rslora`` (‖∂L/∂B‖_F at
     the first step, B = 0, mean over ``init_draws`` draws of A), their log–log slopes
     against r (theory: −1/2 and 0); ``grad_norm_B_training_*`` (mean over steps 2…21);
-    ``loss_curves_*``, ``final_loss_*``; ``grids`` with ``adam`` and ``sgd`` each holding
+    ``loss_curves_*``, ``final_loss_*`` (Adam, each scaling at the η that was best for it
+    at r = ``reference_rank``, kept fixed: ``lr``); ``tuned_lr`` (final loss per rank with
+    η re-tuned per rank and scaling: the step-size control); ``grids`` with ``adam`` and
+    ``sgd`` each holding
     ``lrs``, ``final_loss`` (rows: α, columns: η; None = diverged), ``best_lr`` per α and
-    the fitted ``best_lr_slope`` of log η* against log α (η·α invariance: −1, η·α²: −2).
+    the fitted ``best_lr_slope``, plus the iso-loss ``target_loss``, ``lr_at_target`` per α
+    and its ``contour_slope`` (log η vs log α; see the module docstring for −1/2 and −1).
     """
     manual_seed(seed)
     cfg = SETTINGS[bool(quick)]
     pretrained, X, Y = _task(cfg, seed)
     grids = _grid(pretrained, X, Y, cfg, seed, progress)
-    scaling = _scaling(pretrained, X, Y, cfg, seed, progress)
+    tuned = _tuned(pretrained, X, Y, cfg, seed, progress)
+    reference = cfg["ranks"].index(REFERENCE_RANK)
+    lrs = {name: tuned[f"best_lr_{name}"][reference] for name in ("standard", "rslora")}
+    scaling = _scaling(pretrained, X, Y, cfg, lrs, seed, progress)
+    scaling["tuned_lr"] = tuned
+    scaling["reference_rank"] = REFERENCE_RANK
     return {
         "quick": bool(quick),
         "seed": seed,
@@ -341,19 +408,21 @@ def _heatmap(
 
 @style.styled
 def plot(result: dict[str, Any]):
-    """Grids (Adam, SGD), gradient norm of B vs rank, and loss curves per scaling."""
-    fig, axes = style.figure(
-        2, 2, title="α as a learning rate, and α/r vs α/√r (rsLoRA)", panel_size=(5.6, 4.2)
+    """Grids (Adam, SGD); gradient norm of B, loss curves and final loss vs rank."""
+    fig, axes = style.mosaic(
+        [["adam"] * 3 + ["sgd"] * 3, ["grad"] * 2 + ["curves"] * 2 + ["final"] * 2],
+        title="α as a learning rate, and α/r vs α/√r (rsLoRA)",
+        size=(16.0, 9.0),
     )
     grids = result["grids"]
-    for col, name in enumerate(("adam", "sgd")):
-        label = "Adam" if name == "adam" else "SGD"
-        _heatmap(axes[0, col], grids[name], grids["alphas"], label, grids["steps"], grids["rank"])
-    style.note(axes[0, 1], "× diverged", "lower left")
-
-    ax = axes[1, 0]
+    for name, label in (("adam", "Adam"), ("sgd", "SGD")):
+        _heatmap(axes[name], grids[name], grids["alphas"], label, grids["steps"], grids["rank"])
+    style.note(axes["sgd"], "× diverged", "lower left")
     ranks = result["ranks"]
-    for name, label in (("standard", "α/r"), ("rslora", "α/√r (rsLoRA)")):
+    scalings = (("standard", "α/r"), ("rslora", "α/√r (rsLoRA)"))
+
+    ax = axes["grad"]
+    for name, label in scalings:
         color = style.COLORS["lora" if name == "standard" else "rslora"]
         ax.loglog(
             ranks, result[f"grad_norm_B_{name}"], "o-", color=color, label=f"{label}, at init"
@@ -371,13 +440,13 @@ def plot(result: dict[str, Any]):
     ax.set_xlabel("rank r")
     ax.set_ylabel("‖∂L/∂B‖_F")
     ax.set_title(
-        f"gradient of B: slope {result['grad_norm_slope_standard']:+.2f} (α/r) vs "
-        f"{result['grad_norm_slope_rslora']:+.2f} (α/√r) at init",
+        f"gradient of B at init: slope {result['grad_norm_slope_standard']:+.2f} (α/r), "
+        f"{result['grad_norm_slope_rslora']:+.2f} (α/√r)",
         fontsize=9,
     )
     ax.legend(loc="lower left")
 
-    ax = axes[1, 1]
+    ax = axes["curves"]
     colors = style.rank_colors(len(ranks))
     for i, r in enumerate(ranks):
         for name, ls in (("standard", "-"), ("rslora", "--")):
@@ -392,19 +461,55 @@ def plot(result: dict[str, Any]):
                 )
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (smoothed)")
+    lr = result["lr"]
     ax.set_title(
-        f"Adam η={result['lr']:g}, α={result['alpha']:g}: solid α/r, dashed α/√r", fontsize=9
+        f"Adam, α={result['alpha']:g}, η tuned at r={result['reference_rank']} then kept\n"
+        f"solid α/r (η={lr['standard']:g}), dashed α/√r (η={lr['rslora']:g})",
+        fontsize=9,
     )
     ax.legend(loc="lower left", ncol=2)
+
+    ax = axes["final"]
+    tuned = result["tuned_lr"]
+    for name, label in scalings:
+        color = style.COLORS["lora" if name == "standard" else "rslora"]
+        ax.loglog(
+            ranks,
+            nan_array(result[f"final_loss_{name}"]),
+            "o-",
+            color=color,
+            label=f"{label}, η tuned at r={result['reference_rank']}",
+        )
+        ax.loglog(
+            ranks,
+            nan_array(tuned[f"final_loss_{name}"]),
+            "D:",
+            color=color,
+            alpha=0.7,
+            label=f"{label}, best η per rank",
+        )
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.minorticks_off()
+    ax.set_xlabel("rank r")
+    ax.set_ylabel(f"final training loss (mean of last {LAST_LOSSES} steps)")
+    ax.set_title("does rank help? η kept (solid) vs η re-tuned per rank (dotted)", fontsize=9)
+    ax.legend(loc="lower left")
     return fig
 
 
 def summary(result: dict[str, Any]) -> str:
-    """Best-η slopes for Adam/SGD and the gradient-norm slopes vs rank."""
-    grids = result["grids"]
+    """Iso-loss slopes for Adam/SGD, gradient-norm slopes vs rank, and the largest rank's
+    final loss under each scaling with η kept and re-tuned."""
+    grids, tuned, r = result["grids"], result["tuned_lr"], result["ranks"][-1]
+
+    def loss(values: list[float | None]) -> str:
+        return "n/a" if values[-1] is None else f"{values[-1]:.2g}"
+
     return (
         f"iso-loss log η vs log α slope: Adam {_fmt(grids['adam']['contour_slope'])}, "
         f"SGD {_fmt(grids['sgd']['contour_slope'])}; ‖∂L/∂B‖ vs r slope at init: "
         f"α/r {result['grad_norm_slope_standard']:+.2f}, "
-        f"α/√r {result['grad_norm_slope_rslora']:+.2f}"
+        f"α/√r {result['grad_norm_slope_rslora']:+.2f}; loss at r={r}, η kept: "
+        f"α/r {loss(result['final_loss_standard'])} vs α/√r {loss(result['final_loss_rslora'])}"
+        f", η re-tuned: {loss(tuned['final_loss_standard'])} vs {loss(tuned['final_loss_rslora'])}"
     )

@@ -129,3 +129,14 @@ def smooth(values: Any, window: int = 10) -> Any:
         start = max(0, i - window + 1)
         out[i] = (cumulative[i] - (cumulative[start - 1] if start else 0.0)) / (i - start + 1)
     return out
+
+
+def mosaic(layout: list[list[str]], *, title: str | None = None, size: tuple[float, float]):
+    """A Figure whose axes follow ``layout`` (see ``Figure.subplot_mosaic``), in the
+    shared style; returns ``(fig, {name: axes})``. ``size`` is the whole figure in inches."""
+    with mpl.rc_context(RC):
+        fig = Figure(figsize=size, layout="constrained")
+        axes = fig.subplot_mosaic(layout)
+        if title:
+            fig.suptitle(title, fontsize=12, fontweight="bold")
+    return fig, axes
