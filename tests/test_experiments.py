@@ -14,15 +14,18 @@ Structure (add to it, keep it):
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from lora_np.__main__ import main
 from lora_np.experiments import EXPERIMENTS, load, names
-from lora_np.experiments.cli import write_atomic
+from lora_np.experiments.cli import reproduce, write_atomic
 from lora_np.experiments.common import jsonable
 
 # The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
@@ -108,6 +111,39 @@ def test_reproduce_only_rejects_an_unknown_name(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["reproduce", "--only", "not_an_experiment"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _fake_experiment(name: str, fails: bool) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+        if fails:
+            raise RuntimeError("this experiment is broken")
+        return {"quick": quick, "seed": seed, "value": np.float64(0.5), "missing": np.nan}
+
+    def plot(result: dict[str, Any]) -> Figure:
+        fig = Figure()
+        fig.subplots().plot([0, 1], [0, result["value"]])
+        return fig
+
+    module.run, module.plot, module.summary = run, plot, lambda result: f"value {result['value']}"
+    return module
+
+
+def test_reproduce_reports_a_failure_and_still_runs_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for name, fails in (("fake_broken", True), ("fake_fine", False)):
+        monkeypatch.setitem(sys.modules, f"tests_fake.{name}", _fake_experiment(name, fails))
+        monkeypatch.setitem(EXPERIMENTS, name, f"tests_fake.{name}")
+    finished = reproduce(["fake_broken", "fake_fine"], tmp_path, quick=True, progress=False)
+    assert finished == {"fake_fine": "value 0.5"}
+    captured = capsys.readouterr()
+    assert "fake_broken: FAILED" in captured.err and "this experiment is broken" in captured.err
+    assert "fake_fine: value 0.5" in captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake_fine.json", "fake_fine.png"]
+    saved = json.loads((tmp_path / "fake_fine.json").read_text())
+    assert saved == {"quick": True, "seed": 0, "value": 0.5, "missing": None}
 
 
 def test_write_atomic_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
