@@ -262,17 +262,8 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
     }
 
 
-def _smooth(values: Any, window: int = 20) -> np.ndarray:
-    """Moving average over ``window`` steps (shorter at the start), NaN-aware."""
-    values = nan_array(values)
-    out = np.empty_like(values)
-    for i in range(len(values)):
-        out[i] = np.nanmean(values[max(0, i - window + 1) : i + 1])
-    return out
-
-
 def _curve(ax: Any, loss: Any, **kwargs: Any) -> None:
-    smoothed = _smooth(loss)
+    smoothed = style.smooth(nan_array(loss), window=20)
     ax.semilogy(np.arange(1, len(smoothed) + 1), smoothed, **kwargs)
 
 
