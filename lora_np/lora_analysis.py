@@ -16,11 +16,13 @@ entries of U_iᵀU_j are squared cosines of angles between directions, so φ is 
 squared cosine of the principal angles between the two subspaces.
 
 Which singular vectors, and why: the paper says "right-singular unitary matrices" of A
-but draws them as matrices with r columns (which would be the *left* ones of a (r, in)
-A). The left singular vectors of A live in R^r, the rank's own coordinates — R^8 for one
-run, R^64 for the other — so they cannot be compared between ranks at all. The right
-singular vectors live in the input space R^in, which every run shares; they are the
-input directions the adapter reads. We use those.
+but names them U, the letter usually kept for *left*-singular vectors, so the text can be
+read either way. For A of shape (r, in) (the paper's A ∈ R^{r×k}, PyTorch's
+``lora_A.weight``) the left-singular vectors live in R^r, the rank's own coordinates —
+R^8 for one run, R^64 for the other — so they cannot be compared between ranks at all.
+The right-singular vectors live in the input space R^in, which every run shares: they
+are the input directions the adapter reads. We use those; there are min(r, in) of them,
+so i runs up to r₁ and j up to r₂, as in the paper's figures.
 
 Random baseline: for uniformly random subspaces of dimensions i and j in R^n,
 E‖U_iᵀU_j‖²_F = i·j/n, so E φ = max(i, j)/n. :func:`random_subspace_similarity`
@@ -32,7 +34,7 @@ formula.
 Project W onto the r-dimensional subspaces that a matrix M picks: with U (out, r) and
 V (in, r) the top-r left and right singular vectors of M, ‖Uᵀ W V‖_F (the paper writes
 ‖UᵀWVᵀ‖ with V as rows). M = ΔW asks "how much of W lies in the directions the update
-uses"; M = W gives the largest possible value (the top-r singular values of W); random
+uses"; M = W gives the largest value any U, V can give, (Σ_{i≤r} σᵢ(W)²)^½; random
 orthonormal U, V give the chance level. The amplification factor
 ‖ΔW‖_F / ‖Uᵀ W V‖_F (U, V from ΔW) says how much the update magnifies directions that
 were already in W.
