@@ -138,6 +138,16 @@ def test_random_projection_matches_its_expectation():
     assert table["proj_random"] == pytest.approx(math.sqrt(r * r / n), rel=0.15)
 
 
+def test_w_own_directions_give_the_largest_projection():
+    # Ky Fan: max over orthonormal U, V (r columns) of ‖UᵀWV‖_F is (Σ_{i≤r} σᵢ²)^½
+    rng = np.random.default_rng(6)
+    weight, delta = rng.standard_normal((12, 9)), rng.standard_normal((12, 9))
+    table = update_vs_weight(weight, delta, 3, draws=50, rng=rng)
+    assert table["proj_weight"] == pytest.approx(np.sqrt(np.sum(singular_values(weight)[:3] ** 2)))
+    assert table["proj_weight"] >= table["proj_delta"]
+    assert table["proj_weight"] >= table["proj_random"]
+
+
 def test_update_vs_weight_checks_shapes():
     with pytest.raises(ValueError, match="one shape"):
         update_vs_weight(np.eye(3), np.eye(4), 1)
