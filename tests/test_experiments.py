@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from lora_np.__main__ import main
 from lora_np.experiments import EXPERIMENTS, load, names
-from lora_np.experiments.cli import reproduce, write_atomic
+from lora_np.experiments.cli import blas_threads, reproduce, write_atomic
 from lora_np.experiments.common import jsonable
 
 # The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
@@ -144,6 +144,17 @@ def test_reproduce_reports_a_failure_and_still_runs_the_others(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake_fine.json", "fake_fine.png"]
     saved = json.loads((tmp_path / "fake_fine.json").read_text())
     assert saved == {"quick": True, "seed": 0, "value": 0.5, "missing": None}
+
+
+def test_blas_threads_rejects_negative_and_limits_when_asked() -> None:
+    with pytest.raises(ValueError, match="--threads must be >= 0"):
+        blas_threads(-1)
+    with blas_threads(0):
+        pass
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with blas_threads(1):
+        pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        assert all(p["num_threads"] == 1 for p in pools)
 
 
 def test_write_atomic_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
