@@ -46,7 +46,7 @@ from lora_np.experiments.finetune import (
     with_lora,
 )
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Module
+from lora_np.nn.modules import MLP, Linear, Module
 from lora_np.rng import manual_seed
 
 TEACHER_SIZES = (32, 64, 64, 10)
@@ -134,7 +134,7 @@ def _sweep(
     desc: str,
 ) -> dict[str, Any]:
     """LoRA at each rank and full fine-tuning from ``pretrained``; accuracies on the test set."""
-    targets_all = [name for name, m in pretrained.named_modules() if type(m).__name__ == "Linear"]
+    targets_all = [name for name, m in pretrained.named_modules() if isinstance(m, Linear)]
     out: dict[str, Any] = {
         "ranks": list(ranks),
         "lora_accuracy": [],
