@@ -14,6 +14,7 @@ Structure (add to it, keep it):
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -21,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import threadpoolctl
 from matplotlib.figure import Figure
 
 from lora_np.__main__ import main
 from lora_np.experiments import EXPERIMENTS, load, names
-from lora_np.experiments.cli import blas_threads, reproduce, write_atomic
+from lora_np.experiments.cli import blas_threads, output_folder, reproduce, write_atomic
 from lora_np.experiments.common import jsonable
 
 # The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
@@ -151,7 +153,6 @@ def test_blas_threads_rejects_negative_and_limits_when_asked() -> None:
         blas_threads(-1)
     with blas_threads(0):
         pass
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     with blas_threads(1):
         pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
         assert all(p["num_threads"] == 1 for p in pools)
@@ -296,3 +297,18 @@ def test_alpha_sweep_alpha_trades_with_the_learning_rate(quick_run) -> None:
         table = grids[name]["final_loss"]
         assert len(table) == len(grids["alphas"])
         assert all(len(row) == len(grids[name]["lrs"]) for row in table)
+
+
+def test_written_files_get_a_normal_files_permissions(tmp_path: Path) -> None:
+    """mkstemp makes private files; the figures must be readable like any other file."""
+    target = tmp_path / "figure.json"
+    write_atomic(target, lambda f: f.write("{}"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_quick_runs_write_beside_the_committed_full_run_figures() -> None:
+    assert output_folder(None, quick=False) == Path("figures")
+    assert output_folder(None, quick=True) == Path("figures/quick")
+    assert output_folder("elsewhere", quick=True) == Path("elsewhere")

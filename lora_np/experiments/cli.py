@@ -24,6 +24,17 @@ from typing import Any
 from lora_np.experiments import load, names
 from lora_np.experiments.common import jsonable
 
+#: Where the figures go: the full run's are committed and shown in the README; a quick
+#: run (CI size) writes beside them, into a folder git ignores.
+FULL_OUT = "figures"
+QUICK_OUT = "figures/quick"
+
+
+def output_folder(out: str | None, *, quick: bool) -> Path:
+    """``--out`` if given, else ``figures/`` for a full run and ``figures/quick/`` for a
+    quick one."""
+    return Path(out) if out else Path(QUICK_OUT if quick else FULL_OUT)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``reproduce`` options to ``parser``."""
@@ -40,7 +51,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"run only these experiments (default: all of {', '.join(names())})",
     )
     parser.add_argument(
-        "--out", default="figures", metavar="DIR", help="output folder (default: figures/)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: figures/ for the full run, figures/quick/ with --quick, "
+        "so that a quick run never overwrites the committed full-run figures)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -50,8 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="BLAS threads (default 1: the matrices are small, and extra threads cost more "
-        "than they save, 10-30x on a busy 2-core machine); 0 leaves the setting alone; "
-        "needs threadpoolctl, else set OPENBLAS_NUM_THREADS before starting Python",
+        "than they save, 10-30x on a busy 2-core machine); 0 leaves the setting alone",
     )
 
 
@@ -62,10 +76,17 @@ def write_atomic(path: Path, write: Any, mode: str = "w") -> None:
     try:
         with os.fdopen(handle, mode) as file:
             write(file)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 -> a normal file's mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_result(result: dict[str, Any], path: Path) -> None:
@@ -114,20 +135,13 @@ def reproduce(
 
 def blas_threads(threads: int) -> contextlib.AbstractContextManager[Any]:
     """A context limiting BLAS to ``threads`` threads (threadpoolctl), or doing nothing
-    when ``threads`` is 0 or threadpoolctl is not installed (then a hint goes to stderr)."""
+    when ``threads`` is 0."""
     if threads < 0:
         raise ValueError(f"--threads must be >= 0, got {threads}")
     if threads == 0:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print(
-            "reproduce: threadpoolctl is not installed, so BLAS keeps its default threads; "
-            "if runs are slow, set OPENBLAS_NUM_THREADS=1 before starting Python",
-            file=sys.stderr,
-        )
-        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=threads, user_api="blas")
 
 
@@ -140,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     with blas_threads(args.threads):
         finished = reproduce(
             selected,
-            Path(args.out),
+            output_folder(args.out, quick=args.quick),
             quick=args.quick,
             seed=args.seed,
             progress=not args.no_progress,
