@@ -92,13 +92,32 @@ def test_plot_and_summary_from_the_dict_alone(result) -> None:
 
 
 def test_fine_tuning_is_deterministic_per_seed() -> None:
-    task = experiment._task(3, n_train=300, n_test=100)
-    first = experiment._fine_tune(task, 8, (3, 0, 8), steps=20)
-    second = experiment._fine_tune(task, 8, (3, 0, 8), steps=20)
-    other = experiment._fine_tune(task, 8, (3, 1, 8), steps=20)
+    task = experiment.make_task(3, n_train=300, n_test=100)
+    first = experiment.fine_tune(task, 8, (3, 0, 8), steps=20)
+    second = experiment.fine_tune(task, 8, (3, 0, 8), steps=20)
+    other = experiment.fine_tune(task, 8, (3, 1, 8), steps=20)
 
     def a_matrix(run: dict) -> np.ndarray:
         return run["model"].get_submodule(experiment.LAYER).lora_a.weight.data
 
     np.testing.assert_array_equal(a_matrix(first), a_matrix(second))
     assert not np.array_equal(a_matrix(first), a_matrix(other))
+
+
+def test_budget_is_what_run_uses_and_quick_is_smaller() -> None:
+    quick, full = experiment.budget(True), experiment.budget(False)
+    assert set(quick) == set(full) == {"steps", "n_train", "n_test"}
+    assert quick["steps"] < full["steps"] and quick["n_train"] <= full["n_train"]
+
+
+def test_fine_tune_leaves_teacher_a_alone_and_lora_trains_only_the_adapter() -> None:
+    task = experiment.make_task(4, n_train=300, n_test=100)
+    before = {k: v.copy() for k, v in task.teacher_a.state_dict().items()}
+    lora = experiment.fine_tune(task, 8, (4, 0, 8), steps=10)["model"]
+    full = experiment.fine_tune(task, None, (4, 0, 0), steps=10)["model"]
+    for key, value in task.teacher_a.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    trainable = {name for name, p in lora.named_parameters() if p.requires_grad}
+    assert trainable == {f"{experiment.LAYER}.lora_a.weight", f"{experiment.LAYER}.lora_b.weight"}
+    changed = {k for k, v in full.state_dict().items() if not np.array_equal(v, before[k])}
+    assert {"0.weight", "2.weight", "4.weight"} <= changed

@@ -64,8 +64,16 @@ LORA_LR, FULL_LR = 3e-3, 1e-3
 BATCH = 64
 
 
-def _task(seed: int, n_train: int, n_test: int) -> TeacherStudentTask:
-    """Teacher A, teacher B (A plus the planted shift of LAYER) and inputs labelled by both."""
+def budget(quick: bool) -> dict[str, int]:
+    """Steps and sample counts of a run (smaller in quick mode); :func:`run` uses these."""
+    return {"steps": 500 if quick else 1500, "n_train": 3000 if quick else 5000, "n_test": 2000}
+
+
+def make_task(seed: int, n_train: int, n_test: int) -> TeacherStudentTask:
+    """Teacher A, teacher B (A plus the planted shift of LAYER) and inputs labelled by both.
+
+    Public so that notebook 07 builds the very task :func:`run` uses.
+    """
     rng = manual_seed(seed)
     teacher_a = make_teacher(SIZES, rng=rng)
     teacher_b = planted_shift(
@@ -80,10 +88,15 @@ def _agreement(model: Any, task: TeacherStudentTask) -> float:
     return float(np.mean(predicted == task.y_test_b))
 
 
-def _fine_tune(
+def fine_tune(
     task: TeacherStudentTask, rank: int | None, seed: tuple[int, ...], steps: int
 ) -> dict[str, Any]:
-    """Fine-tune a copy of teacher A towards B: LoRA of ``rank`` on LAYER, or full (None)."""
+    """Fine-tune a copy of teacher A towards B: LoRA of ``rank`` on LAYER, or full (None).
+
+    Returns ``{"model", "loss" (last step), "accuracy" (agreement with B on the test set)}``.
+    Same ``seed`` tuple, same model: :func:`run` seeds run ``s`` at rank r with
+    ``(seed, s, r or 0)``.
+    """
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(task.teacher_a)
     if rank is None:
@@ -107,8 +120,9 @@ def _fine_tune(
 def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train LoRA at r = 8 and 64 for two seeds, and full fine-tuning; measure φ, Table 7
     and the full update's spectrum (see the module docstring). JSON-able dict."""
-    steps = 500 if quick else 1500
-    task = _task(seed, n_train=3000 if quick else 5000, n_test=2000)
+    settings = budget(quick)
+    steps = settings["steps"]
+    task = make_task(seed, n_train=settings["n_train"], n_test=settings["n_test"])
     w0 = {
         name: module.weight.data.astype(np.float64)
         for name, module in task.teacher_a.named_modules()
@@ -120,7 +134,7 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
     plan = [(r, s) for s in (0, 1) for r in RANKS] + [(None, 0)]
     runs: dict[tuple[int | None, int], dict[str, Any]] = {}
     for rank, run_seed in progress_bar(plan, enabled=progress, desc="subspace_similarity"):
-        runs[(rank, run_seed)] = _fine_tune(task, rank, (seed, run_seed, rank or 0), steps)
+        runs[(rank, run_seed)] = fine_tune(task, rank, (seed, run_seed, rank or 0), steps)
 
     def learned(rank: int, run_seed: int) -> tuple[np.ndarray, np.ndarray]:
         layer = dict(lora_layers(runs[(rank, run_seed)]["model"]))[LAYER]
