@@ -95,8 +95,30 @@ def test_plot_and_summary_from_the_dict_alone(result) -> None:
 
 def test_training_run_is_deterministic_per_seed() -> None:
     task = teacher_student_task(n_train=300, n_test=100, rng=manual_seed(5))
-    first = experiment._train(task, "DoRA", 1e-2, steps=20, seed=5)
-    second = experiment._train(task, "DoRA", 1e-2, steps=20, seed=5)
-    other = experiment._train(task, "DoRA", 1e-2, steps=20, seed=6)
+    first = experiment.train_variant(task, "DoRA", 1e-2, steps=20, seed=5)
+    second = experiment.train_variant(task, "DoRA", 1e-2, steps=20, seed=5)
+    other = experiment.train_variant(task, "DoRA", 1e-2, steps=20, seed=6)
     assert first["loss"] == second["loss"]
     assert first["loss"] != other["loss"]
+
+
+def test_train_variant_takes_rank_and_options() -> None:
+    task = teacher_student_task(n_train=300, n_test=100, rng=manual_seed(5))
+    run = experiment.train_variant(task, "LoRA", 1e-2, steps=10, seed=5, rank=2)
+    assert run["trainable"] == 2 * (32 + 64) + 2 * (64 + 64)  # r·(in + out) per hidden layer
+    exact = experiment.train_variant(
+        task, "DoRA", 1e-2, steps=10, seed=5, options={"dora_detach_norm": False}
+    )
+    detached = experiment.train_variant(task, "DoRA", 1e-2, steps=10, seed=5)
+    assert exact["loss"][0] == detached["loss"][0]  # same start: only the gradient differs
+    assert exact["loss"] != detached["loss"]
+    with pytest.raises(ValueError, match="variant"):
+        experiment.train_variant(task, "VeRA", 1e-2, steps=10, seed=5)
+
+
+def test_make_task_is_the_task_run_uses() -> None:
+    task = experiment.make_task(quick=True, seed=0)
+    assert len(task.X_train) == experiment.budget(quick=True)["n_train"]
+    assert (
+        task.shift.layer == experiment.PLANTED_LAYER and task.shift.rank == experiment.PLANTED_RANK
+    )

@@ -96,20 +96,44 @@ def _effective_weights(model: Module) -> dict[str, np.ndarray]:
     return weights
 
 
-def _train(
+def budget(quick: bool = False) -> dict[str, int]:
+    """Adam steps and training inputs per run: 300 on 3,000 (quick), 1,000 on 5,000 (full)."""
+    return {"steps": 300 if quick else 1000, "n_train": 3000 if quick else 5000, "n_test": 2000}
+
+
+def make_task(quick: bool = False, seed: int = 0) -> TeacherStudentTask:
+    """The experiment's task: teacher A (SIZES) and B = A + a rank-4 update of layer "2"."""
+    size = budget(quick)
+    return teacher_student_task(
+        SIZES,
+        PLANTED_LAYER,
+        PLANTED_RANK,
+        n_train=size["n_train"],
+        n_test=size["n_test"],
+        rng=manual_seed(seed),
+    )
+
+
+def train_variant(
     task: TeacherStudentTask,
     variant: str,
     lr: float,
     steps: int,
     seed: int,
     alpha: float = ALPHA,
+    rank: int = RANK,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a copy of teacher A with ``variant`` (or full fine-tuning) at ``lr``.
 
-    Records every step's mini-batch loss, and at CHECKPOINTS evenly spaced steps the
-    (ΔM, ΔD) of each hidden layer against teacher A's weights; at the end the test loss,
-    the test agreement with B's labels and the per-row ΔM, ΔD.
+    ``variant`` is a key of VARIANTS or FULL; ``rank`` and ``alpha`` set every adapter;
+    ``options`` adds LoRAConfig options to the variant's own (e.g. ``{"dora_detach_norm":
+    False}``). Records every step's mini-batch loss, and at CHECKPOINTS evenly spaced
+    steps the (ΔM, ΔD) of each hidden layer against teacher A's weights; at the end the
+    test loss, the test agreement with B's labels and the per-row ΔM, ΔD.
     """
+    if variant != FULL and variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {[*VARIANTS, FULL]}, got {variant!r}")
     rng = np.random.default_rng((seed, 1))  # one seed for every run: same A, same batches
     model = copy.deepcopy(task.teacher_a)
     w0 = {
@@ -119,7 +143,8 @@ def _train(
         optimizer = Adam(model.parameters(), lr=lr)
     else:
         spec = VARIANTS[variant]
-        config = LoRAConfig(rank=RANK, alpha=alpha, target_modules=list(LAYERS), **spec["config"])
+        settings = {**spec["config"], **(options or {})}
+        config = LoRAConfig(rank=rank, alpha=alpha, target_modules=list(LAYERS), **settings)
         apply_lora(model, config, rng=rng)
         if spec["lora_plus"] is None:
             optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -191,27 +216,20 @@ def _dora_correlations(run: dict[str, Any]) -> dict[str, float]:
 
 def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Every variant on the lr grid, the controls, full fine-tuning; see the module doc."""
-    steps = 300 if quick else 1000
-    task = teacher_student_task(
-        SIZES,
-        PLANTED_LAYER,
-        PLANTED_RANK,
-        n_train=3000 if quick else 5000,
-        n_test=2000,
-        rng=manual_seed(seed),
-    )
+    steps = budget(quick)["steps"]
+    task = make_task(quick, seed)
     plan = [(v, lr) for v in VARIANTS for lr in LR_GRID] + [(FULL, lr) for lr in FULL_LR_GRID]
     grid: dict[str, list[dict[str, Any]]] = {name: [] for name in [*VARIANTS, FULL]}
     bar = progress_bar(plan, enabled=progress, desc="variants")
     for variant, lr in bar:
-        grid[variant].append(_train(task, variant, lr, steps, seed))
+        grid[variant].append(train_variant(task, variant, lr, steps, seed))
     best = {name: _best(runs) for name, runs in grid.items()}
 
     controls = {
-        "LoRA, lr = LoRA+'s B lr": _train(
+        "LoRA, lr = LoRA+'s B lr": train_variant(
             task, "LoRA", best["LoRA+"]["lr"] * LORA_PLUS_RATIO, steps, seed
         ),
-        "LoRA, α·√r (= rsLoRA's scaling)": _train(
+        "LoRA, α·√r (= rsLoRA's scaling)": train_variant(
             task, "LoRA", best["rsLoRA"]["lr"], steps, seed, alpha=ALPHA * math.sqrt(RANK)
         ),
     }
