@@ -85,8 +85,15 @@ SETTINGS: dict[bool, dict[str, Any]] = {
 LAST_LOSSES = 20  # the learning rate is chosen by the mean loss over the last steps
 
 
-def _mirror(X: np.ndarray) -> np.ndarray:
-    """Each 8×8 digit mirrored left–right (a fixed permutation of the 64 features)."""
+def mirror_digits(X: np.ndarray) -> np.ndarray:
+    """Each 8×8 digit (a row of 64 pixels) mirrored left–right; a new array.
+
+    The flip is a fixed permutation P of the 64 features, its own inverse (P = Pᵀ = P⁻¹):
+    ``mirror_digits(X) == X @ P.T`` with ``P = mirror_digits(np.eye(64))``.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 64:
+        raise ValueError(f"mirror_digits expects shape (n, 64) (8×8 images), got {X.shape}")
     return X.reshape(-1, 8, 8)[:, :, ::-1].reshape(len(X), 64).copy()
 
 
@@ -117,7 +124,7 @@ def _best_of_grid(
     return best
 
 
-def _sweep(
+def sweep_ranks(
     pretrained: Module,
     X_train: np.ndarray,
     targets: np.ndarray,
@@ -130,10 +137,26 @@ def _sweep(
     full_lrs: list[float],
     steps: int,
     seed: int,
-    progress: bool,
-    desc: str,
+    progress: bool = False,
+    desc: str = "rank_sweep",
 ) -> dict[str, Any]:
-    """LoRA at each rank and full fine-tuning from ``pretrained``; accuracies on the test set."""
+    """LoRA at each rank of ``ranks`` and full fine-tuning from ``pretrained``, on one task.
+
+    Every run starts from a copy of ``pretrained`` (which is left unchanged) and takes
+    ``steps`` Adam steps on ``(X_train, targets)`` with ``loss``, once per learning rate of
+    its grid (``lora_lrs`` for LoRA, ``full_lrs`` for full fine-tuning); the run with the
+    lowest final training loss (mean of the last :data:`LAST_LOSSES` steps, never the test
+    set) is kept. LoRA goes on every Linear layer with α = r, the rank capped at
+    min(in, out) (:func:`~lora_np.experiments.finetune.with_lora`); only adapters train.
+
+    Seeding, so that any run can be repeated: adapters are drawn from
+    ``np.random.default_rng(seed + 1)``, batches from ``np.random.default_rng(seed)``.
+
+    Returns ``ranks``, ``lora_accuracy``, ``lora_trainable``, ``lora_lr``,
+    ``lora_final_train_loss`` (one entry per rank), ``full_accuracy``, ``full_trainable``,
+    ``full_lr``, ``full_final_train_loss`` and ``accuracy_before`` (``pretrained``).
+    Accuracy is the fraction of ``X_test`` whose arg-max logit equals ``labels_test``.
+    """
     targets_all = [name for name, m in pretrained.named_modules() if isinstance(m, Linear)]
     out: dict[str, Any] = {
         "ranks": list(ranks),
@@ -206,10 +229,10 @@ def _planted_task(cfg: dict[str, Any], seed: int, progress: bool) -> dict[str, A
         "seed": seed + 7,
         "progress": progress,
     }
-    main = _sweep(
+    main = sweep_ranks(
         student, X_train, logits_b, X_test, labels_b_test, desc="rank_sweep: planted", **common
     )
-    control = _sweep(
+    control = sweep_ranks(
         student,
         X_train,
         teacher_logits(teacher_b, X_train).astype(np.float32),
@@ -234,11 +257,11 @@ def _digits_task(cfg: dict[str, Any], seed: int, progress: bool) -> dict[str, An
         model, X_train, y_train, steps=cfg["digits_pretrain_steps"], lr=1e-3, batch_size=64, rng=rng
     )
     pretrained_accuracy = accuracy(model, X_test, y_test)
-    sweep = _sweep(
+    sweep = sweep_ranks(
         model,
-        _mirror(X_train),
+        mirror_digits(X_train),
         y_train,
-        _mirror(X_test),
+        mirror_digits(X_test),
         y_test,
         loss=F.cross_entropy,
         ranks=cfg["digits_ranks"],
