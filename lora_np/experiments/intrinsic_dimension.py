@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
 from lora_np.analysis import (
     DIRECT_LR,
@@ -556,8 +556,8 @@ def plot(result: dict[str, Any]):
     dims = np.array(toy["dims"], dtype=float)
     floor = 1e-30  # exact zeros, drawn at the bottom of the log axis
     for key, fmt, color, label in (
-        ("exact_min_loss", "o-", style.COLORS["lora"], "exact minimum over the subspace"),
-        ("trained_loss", "s--", style.COLORS["rslora"], "after training θ_d (Adam)"),
+        ("exact_min_loss", "o-", style.COLORS["lora"], "exact minimum"),
+        ("trained_loss", "s--", style.COLORS["rslora"], "trained θ_d (Adam)"),
     ):
         ax.semilogy(
             dims,
@@ -569,13 +569,14 @@ def plot(result: dict[str, Any]):
         )
     ax.axhline(toy["solved_tol"], color=style.COLORS["baseline"], ls=":", lw=1)
     ax.axvline(toy["groups"], color=style.COLORS["highlight"], lw=1)
+    ax.xaxis.set_major_locator(MultipleLocator(5))
     ax.set_xlabel("subspace dimension d")
     ax.set_ylabel("loss / loss at θ0")
     ax.set_title(
         f"(f) toy: {toy['groups']} group sums in D = {toy['D']:,}: d_int = {toy['groups']}",
         fontsize=10,
     )
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.72))  # in the empty middle right
     ax.text(  # in the empty middle-left of the panel (style.note only does corners)
         0.03,
         0.5,
