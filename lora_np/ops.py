@@ -282,7 +282,7 @@ class Sum(Function):
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         if not self.keepdims and np.ndim(grad) > 0:  # a 0-d total broadcasts as it is
             grad = np.expand_dims(grad, self.axes)
-        return (np.broadcast_to(grad, self.shape),)
+        return (np.full(self.shape, grad),)  # G copied into every position that was summed
 
 
 class Max(Function):

@@ -97,6 +97,7 @@ class Function:
 
     needs_input_grad: tuple[bool, ...] = ()
     inputs: tuple[Tensor, ...] = ()
+    _released = False  # True once release() has dropped the saved arrays
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -123,16 +124,14 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         """Run the primitive on tensors and, if any input needs a gradient, record it."""
-        like = _first_tensor(inputs)
-        tensors = tuple([_as_tensor(x, like=like) for x in inputs])
+        tensors = _as_tensors(inputs)
         fn = cls(**settings)
-        fn.needs_input_grad = tuple([t.requires_grad for t in tensors])
-        out_data = fn.forward(*[t.data for t in tensors])
-        track = _GRAD_ENABLED and any(fn.needs_input_grad)
-        out = Tensor(out_data, requires_grad=track)
-        if track:
-            fn.inputs = tensors
+        fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
+        out = Tensor(fn.forward(*[t.data for t in tensors]))
+        if _GRAD_ENABLED and any(fn.needs_input_grad):
+            out.requires_grad = True  # (the setter checks that the output is floating-point)
             out._ctx = fn
+            fn.inputs = tensors
         return out
 
     def release(self) -> None:
@@ -140,9 +139,8 @@ class Function:
         engine after use), so intermediate activations can be freed even while the loss
         is still referenced. The graph cannot be walked (or backpropagated) again."""
         needs_input_grad = self.needs_input_grad
-        vars(self).clear()  # every saved array at once
+        vars(self).clear()  # every saved array and the inputs (``inputs`` is () again)
         self.needs_input_grad = needs_input_grad
-        self.inputs = ()
         self._released = True
 
     def __repr__(self) -> str:
@@ -158,6 +156,15 @@ def _first_tensor(values: tuple[Any, ...]) -> Tensor | None:
         if isinstance(v, Tensor):
             return v
     return None
+
+
+def _as_tensors(values: tuple[Any, ...]) -> tuple[Tensor, ...]:
+    """An op's inputs as Tensors: tensors as they are, constants wrapped by _as_tensor."""
+    for v in values:
+        if not isinstance(v, Tensor):
+            like = _first_tensor(values)
+            return tuple([_as_tensor(x, like=like) for x in values])
+    return values
 
 
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
@@ -189,7 +196,8 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self._ctx: Function | None = None
         self._requires_grad = False
-        self.requires_grad = requires_grad
+        if requires_grad:
+            self.requires_grad = True  # the setter checks the dtype
 
     # ----------------------------------------------------------------- attributes
     @property
@@ -284,9 +292,9 @@ class Tensor:
                     f"shape {self.shape}"
                 )
 
-        grads: dict[int, np.ndarray] = {id(self): seed}
+        grads: dict[Tensor, np.ndarray] = {self: seed}  # keyed by node (identity hash)
         for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
+            g = grads.pop(node, None)
             if g is None:
                 continue
             fn = node._ctx
@@ -298,7 +306,7 @@ class Tensor:
                 else:
                     node.grad = g.copy()  # a view, the seed, or shared: the leaf's own copy
                 continue
-            if getattr(fn, "_released", False):
+            if fn._released:
                 raise RuntimeError(
                     f"backward through {type(fn).__name__} a second time: its saved "
                     "arrays were freed after the first backward. Call the first "
@@ -319,12 +327,12 @@ class Tensor:
                     continue
                 if not isinstance(ig, np.ndarray):
                     ig = np.asarray(ig)
-                if ig.shape != inp.shape:
-                    ig = _sum_to_shape(ig, inp.shape, type(fn).__name__, i)
-                if ig.dtype != inp.dtype:
-                    ig = ig.astype(inp.dtype)
-                key = id(inp)
-                grads[key] = grads[key] + ig if key in grads else ig
+                data = inp.data
+                if ig.shape != data.shape:
+                    ig = _sum_to_shape(ig, data.shape, type(fn).__name__, i)
+                if ig.dtype != data.dtype:
+                    ig = ig.astype(data.dtype)
+                grads[inp] = grads[inp] + ig if inp in grads else ig
             input_grads = ig = None  # hold no gradient here, so that the refcount above is exact
             if not retain_graph:
                 fn.release()
@@ -424,21 +432,19 @@ class Tensor:
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Nodes reachable from ``root``, each after all of its inputs (iterative DFS)."""
     order: list[Tensor] = []
-    visited: set[int] = set()
+    visited: set[Tensor] = set()  # a Tensor hashes by identity: a set of nodes, not values
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None:
-            for parent in node._ctx.inputs:
-                if parent._requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))  # comes back here once its inputs are in order
+            if node._ctx is not None:
+                for parent in node._ctx.inputs:
+                    if parent._requires_grad and parent not in visited:
+                        stack.append((parent, False))
     return order
 
 
@@ -453,6 +459,8 @@ def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...], op: str, index: int)
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
+        if grad.shape == shape:  # only prepended axes (a bias): done
+            return grad
     if extra >= 0 and grad.ndim == len(shape):
         stretched = tuple(
             ax for ax, (g, s) in enumerate(zip(grad.shape, shape, strict=True)) if s == 1 and g != 1

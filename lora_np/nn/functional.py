@@ -82,8 +82,10 @@ def cross_entropy(logits: Tensor, labels: np.ndarray | Tensor, reduction: str = 
             f"cross_entropy: labels must be in [0, {c}) for {c} classes, got values in "
             f"[{y.min()}, {y.max()}]"
         )
-    picked = -log_softmax(logits, axis=1)[np.arange(n), y]
-    return _reduce(picked, reduction, "cross_entropy")
+    log_p = log_softmax(logits, axis=1)[np.arange(n), y]  # log p(yᵢ | xᵢ), one per row
+    if reduction == "mean":  # −(1/N)·Σᵢ log p: the sign and the 1/N in one constant
+        return log_p.sum() * (-1.0 / max(n, 1))
+    return _reduce(-log_p, reduction, "cross_entropy")
 
 
 def mse_loss(prediction: Tensor, target: Tensor | np.ndarray, reduction: str = "mean") -> Tensor:
