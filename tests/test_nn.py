@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -327,6 +328,40 @@ def test_assigning_a_plain_tensor_over_a_parameter_is_an_error() -> None:
     model = Sequential(layer)
     with pytest.raises(TypeError, match="submodule '0'"):
         setattr(model, "0", 5)
+
+
+def test_parameters_are_plain_attributes_in_step_with_the_registry() -> None:
+    layer = Linear(3, 2, rng=rng(0))
+    assert vars(layer)["weight"] is layer._parameters["weight"]
+    new = Parameter(np.zeros((2, 3), dtype=np.float32))
+    layer.weight = new  # replaced: in both places
+    assert layer.weight is new and layer._parameters["weight"] is new
+    copied = copy.deepcopy(layer)
+    assert copied.weight is copied._parameters["weight"] and copied.weight is not new
+    layer.bias = None  # no longer a parameter, an ordinary None attribute
+    assert "bias" not in layer._parameters and layer.bias is None
+    del layer.weight
+    assert "weight" not in layer._parameters and "weight" not in vars(layer)
+    with pytest.raises(AttributeError, match="no attribute 'weight'"):
+        _ = layer.weight
+
+
+def test_functional_call_swaps_the_attribute_that_forward_reads() -> None:
+    class Spy(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = Parameter(np.ones(2))
+            self.seen: list[Tensor] = []
+
+        def forward(self, x: Tensor) -> Tensor:
+            self.seen.append(self.weight)
+            return x * self.weight
+
+    spy, stand_in = Spy(), Tensor(np.zeros(2))
+    original = spy.weight
+    functional_call(spy, {"weight": stand_in}, Tensor(np.ones(2)))
+    assert len(spy.seen) == 1 and spy.seen[0] is stand_in
+    assert spy.weight is original and spy._parameters["weight"] is original
 
 
 def test_shared_parameter_listed_once() -> None:

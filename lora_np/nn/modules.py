@@ -84,13 +84,14 @@ class Module:
             self._modules[name] = value
             return
         if isinstance(value, Parameter) and name in self._parameters:
-            self._parameters[name] = value
+            self._parameters[name] = self.__dict__[name] = value
             return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
-            self.__dict__.pop(name, None)
-            self._parameters[name] = value
+            # registered, and also a plain attribute: forward's ``self.weight`` is then an
+            # ordinary lookup, not a call to __getattr__ (functional_call swaps both)
+            self._parameters[name] = self.__dict__[name] = value
         elif isinstance(value, Module):
             self.__dict__.pop(name, None)
             self._modules[name] = value
@@ -98,7 +99,8 @@ class Module:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        # only called when normal lookup fails
+        # only called when normal lookup fails (buffers and submodules; parameters are
+        # plain attributes too, see __setattr__)
         d = self.__dict__
         for store in ("_parameters", "_buffers", "_modules"):
             if store in d and name in d[store]:
@@ -109,6 +111,7 @@ class Module:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
+                self.__dict__.pop(name, None)  # a parameter's plain-attribute copy
                 return
         object.__delattr__(self, name)
 
@@ -309,11 +312,12 @@ def _swapped_parameters(module: Module, params: Mapping[str, Tensor]) -> Iterato
             owner_name, _, attr = name.rpartition(".")
             owner = module.get_submodule(owner_name)
             swaps.append((owner, attr, owner._parameters[attr]))
-            owner._parameters[attr] = value  # a computed Tensor stands in for the weight
+            # a computed Tensor stands in for the weight, in the registry and as attribute
+            owner._parameters[attr] = owner.__dict__[attr] = value
         yield
     finally:
         for owner, attr, original in reversed(swaps):
-            owner._parameters[attr] = original
+            owner._parameters[attr] = owner.__dict__[attr] = original
 
 
 def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **kwargs: Any) -> Any:
