@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +26,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from lora_np.files import write_atomic
 
 #: The repository checkout this package lives in (its ``notebooks/`` is the default).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -132,26 +132,8 @@ def write_atomically(notebook: nbformat.NotebookNode, path: Path | str) -> None:
     The file keeps its permissions (a new file gets the usual ones, 0666 minus the umask;
     ``mkstemp`` alone would make it private).
     """
-    path = Path(path)
     nbformat.validate(notebook)
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".ipynb", dir=path.parent)
-    try:
-        os.chmod(tmp_name, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(notebook, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    write_atomic(path, lambda f: nbformat.write(notebook, f), encoding="utf-8")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -232,7 +232,7 @@ def test_interrupted_save_keeps_the_old_files(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("lora_np.lora.io.os.replace", crash)
+    monkeypatch.setattr("lora_np.files.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
         save_adapter(_trained(CONFIGS["plain"], seed=5), tmp_path)
     assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]  # temp file removed

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 from lora_np.experiments import load, names
 from lora_np.experiments.common import jsonable
+from lora_np.files import write_atomic
 
 #: Where the figures go: the full run's are committed and shown in the README; a quick
 #: run (CI size) writes beside them, into a folder git ignores.
@@ -67,26 +66,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="BLAS threads (default 1: the matrices are small, and extra threads cost more "
         "than they save, 10-30x on a busy 2-core machine); 0 leaves the setting alone",
     )
-
-
-def write_atomic(path: Path, write: Any, mode: str = "w") -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, mode) as file:
-            write(file)
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp's 0600 -> a normal file's mode
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_result(result: dict[str, Any], path: Path) -> None:

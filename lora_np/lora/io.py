@@ -27,11 +27,9 @@ config, every key, every shape — before it changes the model.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
+from lora_np.files import write_atomic
 from lora_np.lora.config import LoRAConfig, pattern_value
 from lora_np.lora.model import apply_lora, find_target_names, lora_layers
 from lora_np.nn.modules import Module
@@ -66,21 +65,6 @@ _INIT_TO_PEFT = {"kaiming": True, "gaussian": "gaussian", "pissa": "pissa"}
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _most_common(values: list[Any]) -> Any:
@@ -172,10 +156,10 @@ def save_adapter(model: Module, directory: str | os.PathLike[str]) -> Path:
     config = adapter_config(model)
     tensors = adapter_tensors(model)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / WEIGHTS_NAME, save_safetensors(tensors))
-    _atomic_write(
-        directory / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
-    )
+    weights = save_safetensors(tensors)
+    config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    write_atomic(directory / WEIGHTS_NAME, lambda f: f.write(weights), "wb")
+    write_atomic(directory / CONFIG_NAME, lambda f: f.write(config_text), encoding="utf-8")
     return directory
 
 
