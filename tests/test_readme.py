@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,26 @@ def test_quickstart_is_the_two_commands() -> None:
         'pip install -e ".[dev]" && python -m lora_np reproduce --quick',
         "python -m pytest",
     ]
+
+
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```\n(.*?)(?=\n\n|\Z)", TEXT, re.S)
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_readme_python_block_runs_and_prints_what_the_readme_says(
+    index: int, tmp_path: Path
+) -> None:
+    """Each block runs in a fresh interpreter (as a reader would paste it); where the
+    text after it says it "prints" something in backticks, that text must appear."""
+    code, after = PYTHON_BLOCKS[index]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    claims = re.findall(r"'\w+': [\d.]+(?=\.\.\.)", code)  # "# {'accuracy': 0.971...}"
+    after = after.strip()
+    if after.startswith("prints"):
+        printed = re.split(r"`[.:]", after, maxsplit=1)[0] + "`"  # "prints `a` and `b`"
+        claims += re.findall(r"`([^`]+)`", printed)
+    for claim in claims:
+        assert claim in done.stdout, f"README says it prints {claim!r}; it printed {done.stdout}"
