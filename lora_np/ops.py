@@ -393,13 +393,19 @@ class BroadcastTo(Function):
 class GetItem(Function):
     """out = a[index]: basic slices, integer arrays, boolean masks.
 
-    VJP: dL/da = zeros of a's shape with G scattered into the selected places. Repeated
-    integer indices each add their gradient (``np.add.at``, not ``+=``, which would keep
-    only the last).
+    VJP: dL/da = zeros of a's shape with G scattered into the selected places.
+
+    How G is scattered depends on whether the index can select one element twice. Only an
+    integer array can (``a[[0, 0]]``): each repeat must add its own gradient, so such an
+    index scatters with ``np.add.at`` (a plain ``+=`` would keep only the last one). An
+    index made only of ints, slices, ``None``, ``Ellipsis`` and boolean masks selects every
+    element at most once, so ``out[index] = G`` is exact there and much faster. The choice
+    is made once, in ``__init__``, by ``_selects_each_element_once``.
     """
 
     def __init__(self, index: Any) -> None:
         self.index = _plain_index(index)
+        self.no_repeats = _selects_each_element_once(self.index)
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.shape, self.dtype = a.shape, a.dtype
@@ -407,8 +413,28 @@ class GetItem(Function):
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         out = np.zeros(self.shape, dtype=np.result_type(self.dtype, grad.dtype))
-        np.add.at(out, self.index, grad)
+        if self.no_repeats:
+            out[self.index] = grad  # each place is selected once: plain assignment is exact
+        else:
+            np.add.at(out, self.index, grad)  # repeated integer indices each add their G
         return (out,)
+
+
+def _selects_each_element_once(index: Any) -> bool:
+    """True if ``index`` is built only of basic parts and boolean masks.
+
+    Ints, slices, ``None``, ``Ellipsis`` and boolean arrays can never pick one element twice;
+    an integer array (of any shape, even 0-d) or anything else is treated as possibly
+    repeating, which is always safe.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    for part in parts:
+        if part is None or part is Ellipsis or isinstance(part, (int, np.integer, slice, np.bool_)):
+            continue
+        if isinstance(part, np.ndarray) and part.dtype == np.bool_:
+            continue
+        return False
+    return True
 
 
 def _plain_index(index: Any) -> Any:

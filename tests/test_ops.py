@@ -567,6 +567,37 @@ def test_getitem_backward_slices_and_masks() -> None:
     np.testing.assert_array_equal(gx, expected)
 
 
+def test_getitem_backward_basic_slice_is_an_exact_scatter() -> None:
+    x = np.arange(24.0).reshape(2, 3, 4)
+    index = (Ellipsis, slice(2, 0, -1), None, 1)
+    g = RNG.standard_normal(x[index].shape)
+    _, (gx,) = vjp(ops.GetItem, (x,), g, index=index)
+    expected = np.zeros_like(x)
+    expected[:, 2, 1] = g[:, 0, 0]
+    expected[:, 1, 1] = g[:, 1, 0]
+    np.testing.assert_array_equal(gx, expected)
+
+
+@pytest.mark.parametrize(
+    ("index", "no_repeats"),
+    [
+        (2, True),
+        (np.int64(-1), True),
+        (slice(1, 4), True),
+        ((Ellipsis, None, slice(None, None, 2)), True),
+        (A34 > 0, True),
+        ((np.array([True, False, True]), slice(1, 3)), True),
+        ([0, 0], False),
+        (np.array(1), False),  # any integer array goes through np.add.at
+        ((slice(None), np.array([1, 1])), False),
+        ((np.array([True, False, True]), np.array([0, 0])), False),
+        (Tensor(np.array([3, 3])), False),
+    ],
+)
+def test_getitem_uses_add_at_only_for_integer_array_indices(index: Any, no_repeats: bool) -> None:
+    assert ops.GetItem(index).no_repeats is no_repeats
+
+
 def test_every_ops_primitive_has_a_backward_alone_test() -> None:
     """Each ops primitive appears in a test above, by its class name."""
     source = Path(__file__).read_text()
