@@ -262,9 +262,9 @@ def _normalise_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int,
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for ax in axes:
-        if not -ndim <= ax < max(ndim, 1):
+        if not -ndim <= ax < ndim:  # so a 0-d tensor has no axis at all, as in NumPy
             raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(ax) % max(ndim, 1))
+        out.append(int(ax) % ndim)
     return tuple(out)
 
 

@@ -484,6 +484,28 @@ def test_sum_backward() -> None:
     np.testing.assert_array_equal(gx, np.full(x.shape, 3.0))
 
 
+@pytest.mark.parametrize("method", ["sum", "max", "mean"])
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((), 0), ((), -1), ((), (0,)), ((3,), 1), ((2, 3), -3)]
+)
+def test_reductions_reject_an_axis_the_tensor_does_not_have(
+    method: str, shape: tuple[int, ...], axis: int | tuple[int, ...]
+) -> None:
+    """A 0-d tensor has no axis at all (NumPy rejects axis=0 there too)."""
+    bad = axis if isinstance(axis, int) else axis[0]
+    with pytest.raises(
+        ValueError, match=rf"axis {bad} is out of range for a tensor with {len(shape)} dimensions"
+    ):
+        getattr(Tensor(np.ones(shape)), method)(axis=axis)
+
+
+def test_reductions_of_a_0d_tensor_without_an_axis_still_work() -> None:
+    x = Tensor(np.array(2.5), requires_grad=True)
+    for method in ("sum", "max", "mean"):
+        out = getattr(x, method)()
+        assert out.data.shape == () and out.data == 2.5
+
+
 def test_max_backward_routes_to_the_maximum_and_splits_ties() -> None:
     x = np.array([[1.0, 5.0, 2.0], [7.0, 7.0, 0.0]])
     out, (gx,) = vjp(ops.Max, (x,), np.array([10.0, 4.0]), axis=1)
