@@ -104,11 +104,25 @@ class _RecordingAdam(Adam):
 
 
 def _task(cfg: dict[str, Any], seed: int) -> tuple[Module, np.ndarray, np.ndarray]:
+    """Teacher A, the inputs X and teacher B's logits on them, all drawn from ``seed``."""
     rng = np.random.default_rng(seed)
     teacher_a = make_teacher(TEACHER_SIZES, rng=rng)
     teacher_b = planted_shift(teacher_a, LAYER, SHIFT_RANK, SHIFT_SIZE, rng=rng)
     X, _ = teacher_dataset(teacher_a, cfg["n_train"], rng=rng)
     return teacher_a, X, teacher_logits(teacher_b, X).astype(np.float32)
+
+
+def task(quick: bool = False, seed: int = 0) -> tuple[Module, np.ndarray, np.ndarray]:
+    """The fine-tuning task that ``run(quick, seed)`` trains on: ``(pretrained, X, Y)``.
+
+    ``pretrained`` is teacher A, a random MLP of sizes ``TEACHER_SIZES``; teacher B is A
+    with a rank-``SHIFT_RANK`` update of size ``SHIFT_SIZE`` planted in layer ``LAYER``;
+    ``X`` holds ``SETTINGS[quick]["n_train"]`` Gaussian inputs and ``Y`` = B(X), teacher
+    B's logits (float32). Fine-tuning fits Y from A with MSE: the loss before any update
+    is mean((A(X) − Y)²). Every draw comes from ``np.random.default_rng(seed)``, so the
+    same arguments give the same arrays and the same (fresh) model.
+    """
+    return _task(SETTINGS[bool(quick)], seed)
 
 
 def _final_loss(losses: list[float] | None) -> float | None:
