@@ -8,6 +8,10 @@ two r = 64 runs 0.986..0.995; LoRA agreement with teacher B 0.98..0.99;
 ΔW's projection of W / random projection 0.84..1.18 (ΔW* planted at random);
 full fine-tuning update, share of energy in the top 4 singular values: layer "2" (the
 planted one) 0.71..0.74, layer "0" 0.41..0.47.
+Table 7 on digits → mirrored digits (a learned update), top-4 directions: ΔW's projection
+of W / random projection 5.5..6.6 at r = 4 and 4.6..5.1 at r = 64; W's own / ΔW's
+2.7..3.2 at r = 4 and 3.5..3.9 at r = 64; amplification factor at k = r: 5.4..6.5
+(r = 4) vs 3.1..3.4 (r = 64), ratio 1.66..2.02.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from matplotlib.figure import Figure
 
 from lora_np.experiments import subspace_similarity as experiment
 from lora_np.experiments.common import jsonable
+from lora_np.rng import get_rng, manual_seed
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +89,51 @@ def test_full_update_is_concentrated_in_the_planted_layers_top_k(result) -> None
     assert energy["2"] > energy["0"] + 0.15
 
 
+def test_digits_table7_has_the_fields(result) -> None:
+    digits = result["table7_digits"]
+    assert digits["ranks"] == [4, 64] and digits["top_k"] == 4
+    assert set(digits["table"]) == {"4", "64"}
+    assert set(digits["table"]["4"]) == {"r=4"}
+    assert set(digits["table"]["64"]) == {"r=4", "r=64"}
+    keys = {"proj_delta", "proj_weight", "proj_random", "amplification", "amplification_random"}
+    for rows in digits["table"].values():
+        for row in rows.values():
+            assert keys <= set(row)
+            assert row["amplification"] == pytest.approx(row["delta_norm"] / row["proj_delta"])
+    assert set(digits["lora_accuracy"]) == {"r=4", "r=64"}
+    # fine-tuning did learn the mirrored digits, which the pretrained model could not read
+    for accuracy in digits["lora_accuracy"].values():
+        assert accuracy > digits["pretrained_accuracy"]["mirrored"] + 0.3
+
+
+def test_learned_digits_update_projects_more_of_w_than_random_less_than_w(result) -> None:
+    # unlike the planted ΔW*, the learned ΔW relates to W: its top-4 directions hold several
+    # times more of W than random ones, yet less than W's own top-4 (LoRA Table 7's pattern)
+    digits = result["table7_digits"]
+    for rank in ("4", "64"):
+        row = digits["table"][rank]["r=4"]
+        assert row["proj_delta"] > 3 * row["proj_random"], rank
+        assert row["proj_weight"] > 2 * row["proj_delta"], rank
+
+
+def test_digits_amplification_is_larger_at_small_rank(result) -> None:
+    table = result["table7_digits"]["table"]
+    assert table["4"]["r=4"]["amplification"] > 1.3 * table["64"]["r=64"]["amplification"]
+
+
+def test_table7_digits_leaves_the_package_generator_alone() -> None:
+    manual_seed(5)
+    expected = get_rng().standard_normal(3)
+    manual_seed(5)
+    experiment.table7_digits(seed=1, quick=True, ranks=(2,), top_k=2)
+    np.testing.assert_array_equal(get_rng().standard_normal(3), expected)
+
+
 def test_plot_and_summary_from_the_dict_alone(result) -> None:
     figure = experiment.plot(json.loads(json.dumps(result)))
-    assert isinstance(figure, Figure) and len(figure.axes) >= 6
+    assert isinstance(figure, Figure) and len(figure.axes) >= 8
     line = experiment.summary(result)
-    assert "φ" in line and "\n" not in line
+    assert "φ" in line and "digits Table 7" in line and "\n" not in line
 
 
 def test_fine_tuning_is_deterministic_per_seed() -> None:
@@ -108,6 +153,9 @@ def test_budget_is_what_run_uses_and_quick_is_smaller() -> None:
     quick, full = experiment.budget(True), experiment.budget(False)
     assert set(quick) == set(full) == {"steps", "n_train", "n_test"}
     assert quick["steps"] < full["steps"] and quick["n_train"] <= full["n_train"]
+    quick, full = experiment.digits_budget(True), experiment.digits_budget(False)
+    assert set(quick) == set(full) == {"pretrain_epochs", "finetune_epochs"}
+    assert all(quick[key] < full[key] for key in quick)
 
 
 def test_fine_tune_leaves_teacher_a_alone_and_lora_trains_only_the_adapter() -> None:

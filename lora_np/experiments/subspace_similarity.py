@@ -21,6 +21,12 @@ Measured:
    checks the measurement, not the paper's "ΔW amplifies features of W".
 3. The singular values of the *full* fine-tuning update W_ft − W₀ of every layer: is it
    low-rank, and does it show the planted rank?
+4. Table 7 on a real fine-tuning (:func:`table7_digits`, notebook 07 §7b): an MLP
+   64-128-128-10 pretrained on the 8×8 digits, then LoRA (r = 4, the paper's Table 7 rank,
+   and r = 64) on its layer "2" learns the mirrored digits. This update was learned, not
+   planted, so it can relate to W: the paper's reading is that ΔW's top directions hold
+   more of W than random ones, less than W's own, and that the amplification factor is
+   larger at small r (≈ 20 at r = 4 vs ≈ 2 at r = 64, Appendix H.4).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 
 from lora_np.data import (
     TeacherStudentTask,
+    digits_split,
     make_teacher,
     paired_datasets,
     planted_shift,
@@ -39,6 +46,7 @@ from lora_np.data import (
 )
 from lora_np.experiments import style
 from lora_np.experiments.common import nan_grid, progress_bar
+from lora_np.experiments.rank_sweep import mirror_digits
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
 from lora_np.lora_analysis import (
     energy_in_top,
@@ -49,10 +57,10 @@ from lora_np.lora_analysis import (
     update_vs_weight,
 )
 from lora_np.nn.functional import mse_loss
-from lora_np.nn.modules import Linear
+from lora_np.nn.modules import MLP, Linear
 from lora_np.optim import Adam
 from lora_np.rng import manual_seed
-from lora_np.train import fit
+from lora_np.train import evaluate, fit
 
 SIZES = (32, 128, 128, 10)
 LAYER = "2"  # the planted layer, and the one LoRA adapts
@@ -62,11 +70,20 @@ SHIFT_SIZE = 0.5
 RANKS = (8, 64)  # the LoRA paper's pair
 LORA_LR, FULL_LR = 3e-3, 1e-3
 BATCH = 64
+DIGITS_SIZES = (64, 128, 128, 10)  # the digits MLP of notebooks 03 and 07
+DIGITS_RANKS = (4, 64)  # the paper's Table 7 rank, and the large rank of its Appendix H.4
+DIGITS_PRETRAIN_LR = 2e-3
 
 
 def budget(quick: bool) -> dict[str, int]:
     """Steps and sample counts of a run (smaller in quick mode); :func:`run` uses these."""
     return {"steps": 500 if quick else 1500, "n_train": 3000 if quick else 5000, "n_test": 2000}
+
+
+def digits_budget(quick: bool) -> dict[str, int]:
+    """Epochs of digits pretraining and of LoRA fine-tuning on mirrored digits (for
+    :func:`table7_digits`; smaller in quick mode)."""
+    return {"pretrain_epochs": 4 if quick else 10, "finetune_epochs": 8 if quick else 20}
 
 
 def make_task(seed: int, n_train: int, n_test: int) -> TeacherStudentTask:
@@ -117,9 +134,93 @@ def fine_tune(
     return {"model": model, "loss": history.loss[-1], "accuracy": _agreement(model, task)}
 
 
+def table7_digits(
+    seed: int = 0,
+    quick: bool = False,
+    ranks: tuple[int, ...] = DIGITS_RANKS,
+    top_k: int = PLANTED_RANK,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """LoRA's Table 7 on a learned update: digits → mirrored digits (notebook 07 §7b).
+
+    1. Pretrain an MLP 64-128-128-10 (initialised from ``default_rng(seed)``) on the digits
+       with Adam (lr 2e-3) for ``digits_budget(quick)["pretrain_epochs"]`` epochs.
+    2. For each rank r: a copy gets LoRA (α = 2r, A drawn from ``default_rng((seed, r))``)
+       on layer "2" (W, 128×128) and learns the mirrored digits (left–right flip) with Adam
+       (lr 3e-3, only A and B train) for ``finetune_epochs`` epochs.
+    3. With ΔW = s·B·A: :func:`~lora_np.lora_analysis.update_vs_weight` at k = ``top_k``
+       and at k = r, i.e. ‖UᵀWV‖_F for U, V the top-k singular vectors of ΔW, of W and
+       random (generator ``default_rng((seed, k))``), and the amplification factor
+       ‖ΔW‖_F / ‖UᵀWV‖_F.
+
+    Returns ``ranks``, ``top_k``, the accuracies (pretrained on digits and on mirrored
+    digits, LoRA on mirrored digits, test split) and ``table``: ``{str(r): {"r=k": row}}``
+    with the rows of ``update_vs_weight`` (the layout of :func:`run`'s ``table7``). Same
+    seed, same numbers; the package generator is not touched (notebook 07 §7b builds the
+    same MLP after ``manual_seed(seed)``, which draws the same numbers, so its table is
+    this one).
+    """
+    epochs = digits_budget(quick)
+    X_train, y_train, X_test, y_test = digits_split(seed=seed)
+    base = MLP(list(DIGITS_SIZES), rng=np.random.default_rng(seed))
+    fit(
+        base,
+        (X_train, y_train),
+        optimizer=Adam(base.parameters(), lr=DIGITS_PRETRAIN_LR),
+        epochs=epochs["pretrain_epochs"],
+        batch_size=BATCH,
+        rng=np.random.default_rng(seed),
+        progress=False,
+    )
+    weight = base.get_submodule(LAYER).weight.data.astype(np.float64)
+    mirrored_train, mirrored_test = mirror_digits(X_train), mirror_digits(X_test)
+    lora_accuracy, table = {}, {}
+    for rank in progress_bar(ranks, enabled=progress, desc="subspace_similarity: digits"):
+        model = copy.deepcopy(base)
+        apply_lora(
+            model,
+            LoRAConfig(rank=rank, alpha=2.0 * rank, target_modules=[LAYER]),
+            rng=np.random.default_rng((seed, rank)),
+        )
+        fit(
+            model,
+            (mirrored_train, y_train),
+            optimizer=Adam([p for p in model.parameters() if p.requires_grad], lr=LORA_LR),
+            epochs=epochs["finetune_epochs"],
+            batch_size=BATCH,
+            rng=np.random.default_rng(seed),
+            progress=False,
+        )
+        lora_accuracy[f"r={rank}"] = evaluate(model, mirrored_test, y_test)["accuracy"]
+        delta = dict(lora_layers(model))[LAYER].delta_weight().astype(np.float64)
+        table[str(rank)] = {
+            f"r={k}": update_vs_weight(weight, delta, k, rng=np.random.default_rng((seed, k)))
+            for k in sorted({top_k, rank})
+        }
+    return {
+        "task": "digits → mirrored digits (left-right flip), LoRA on layer "
+        f"{LAYER!r} of an MLP {'-'.join(map(str, DIGITS_SIZES))} pretrained on digits",
+        "pretrain_epochs": epochs["pretrain_epochs"],
+        "finetune_epochs": epochs["finetune_epochs"],
+        "pretrain_lr": DIGITS_PRETRAIN_LR,
+        "lora_lr": LORA_LR,
+        "alpha": "2r",
+        "ranks": list(ranks),
+        "top_k": top_k,
+        "pretrained_accuracy": {
+            "digits": evaluate(base, X_test, y_test)["accuracy"],
+            "mirrored": evaluate(base, mirrored_test, y_test)["accuracy"],
+        },
+        "lora_accuracy": lora_accuracy,
+        "table": table,
+    }
+
+
 def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train LoRA at r = 8 and 64 for two seeds, and full fine-tuning; measure φ, Table 7
-    and the full update's spectrum (see the module docstring). JSON-able dict."""
+    and the full update's spectrum; then Table 7 on digits → mirrored digits
+    (:func:`table7_digits`, field ``table7_digits``). See the module docstring. JSON-able
+    dict."""
     settings = budget(quick)
     steps = settings["steps"]
     task = make_task(seed, n_train=settings["n_train"], n_test=settings["n_test"])
@@ -183,6 +284,9 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
             full_spectra[name] = singular_values(update)
             full_energy[name] = energy_in_top(update, PLANTED_RANK)
 
+    # last, so that the planted-task numbers above do not depend on it
+    digits = table7_digits(seed=seed, quick=quick, progress=progress)
+
     return {
         "quick": quick,
         "seed": seed,
@@ -227,17 +331,59 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
         "table7": table7,
         "full_update_singular_values": full_spectra,
         "full_update_energy_top_planted": full_energy,
+        "table7_digits": digits,
     }
+
+
+def _first_row(digits: dict[str, Any]) -> dict[str, float]:
+    """The first Table 7 row of a :func:`table7_digits` result (they share ‖W‖_F)."""
+    return next(iter(digits["table"][str(digits["ranks"][0])].values()))
+
+
+def _table7_bars(ax: Any, groups: dict[str, dict[str, float]], ylim: tuple[float, float]) -> None:
+    """Grouped bars ‖UᵀWV‖_F for U, V from ΔW, from W and random, one group per row."""
+    sources = [
+        ("proj_delta", "U, V from ΔW", style.COLORS["lora"]),
+        ("proj_weight", "from W", style.COLORS["full"]),
+        ("proj_random", "random", style.COLORS["baseline"]),
+    ]
+    width = 0.27
+    for offset, (key, label, color) in enumerate(sources):
+        heights = [row[key] for row in groups.values()]
+        ax.bar(
+            np.arange(len(groups)) + (offset - 1) * width, heights, width, color=color, label=label
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(*ylim)
+    ax.set_xticks(np.arange(len(groups)), list(groups))
+    ax.set_ylabel("‖Uᵀ W V‖_F (top-k directions)")
+    ax.legend(loc="upper left", ncol=3)
+
+
+def _note_under_legend(ax: Any, text: str) -> None:
+    """A boxed note at the top right, below a one-line legend along the top edge."""
+    ax.text(
+        0.98,
+        0.88,
+        text,
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+        bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85, "lw": 0.5},
+    )
 
 
 @style.styled
 def plot(result: dict[str, Any]):
-    """Six panels: φ heatmaps (ranks, seeds), φ on the diagonal vs chance, overlap with the
-    planted subspace, Table 7 as bars, and the full fine-tuning update's spectrum."""
+    """Eight panels. Top: φ heatmaps (ranks, seeds), φ on the diagonal vs chance, overlap
+    with the planted subspace. Bottom: Table 7 as bars on the planted task and on digits →
+    mirrored digits (one log scale), the amplification factor against its random
+    counterpart, and the full fine-tuning update's spectrum."""
     small, large = result["ranks"]
     k = result["task"]["planted_rank"]
     fig, axes = style.figure(
-        2, 3, title="What LoRA learns: subspace similarity, ΔW vs W, the full update's spectrum"
+        2, 4, title="What LoRA learns: subspace similarity, ΔW vs W, the full update's spectrum"
     )
 
     ax = axes[0, 0]
@@ -300,7 +446,7 @@ def plot(result: dict[str, Any]):
     ax.set_title("φ on the diagonal vs chance", fontsize=9)
     ax.legend(loc="center left")
 
-    ax = axes[1, 0]
+    ax = axes[0, 3]
     for (label, values), ls in zip(result["planted_overlap"].items(), ("-", "--"), strict=True):
         ax.plot(
             np.arange(1, len(values) + 1),
@@ -333,36 +479,87 @@ def plot(result: dict[str, Any]):
         "lower right",
     )
 
-    ax = axes[1, 1]
-    table = result["table7"][str(small)]
-    columns = list(table)
-    sources = [
-        ("proj_delta", "U, V from ΔW", style.COLORS["lora"]),
-        ("proj_weight", "from W", style.COLORS["full"]),
-        ("proj_random", "random", style.COLORS["baseline"]),
+    digits = result["table7_digits"]
+    planted_groups = {
+        f"r={small}, top-{c[2:]}": result["table7"][str(small)][c]
+        for c in result["table7"][str(small)]
+    }
+    digits_groups = {
+        f"r={rank}, top-{c[2:]}": row
+        for rank in digits["ranks"]
+        for c, row in digits["table"][str(rank)].items()
+    }
+    heights = [
+        row[key]
+        for group in (planted_groups, digits_groups)
+        for row in group.values()
+        for key in ("proj_delta", "proj_weight", "proj_random")
     ]
-    width = 0.25
-    for offset, (key, label, color) in enumerate(sources):
-        heights = [table[c][key] for c in columns]
-        ax.bar(
-            np.arange(len(columns)) + (offset - 1) * width, heights, width, color=color, label=label
-        )
-    ax.set_xticks(np.arange(len(columns)), [f"projection {c}" for c in columns])
-    ax.set_ylim(0, 2.6 * max(table[c]["proj_weight"] for c in columns))  # room for the note
-    ax.set_ylabel("‖Uᵀ W V‖_F")
-    ax.set_title(f"Table 7: W projected on ΔW's directions (LoRA r = {small})", fontsize=9)
-    ax.legend(loc="center left")
-    first = table[columns[0]]
-    style.note(
+    ylim = (0.5 * min(heights), 30 * max(heights))  # one scale for both panels; room for notes
+
+    ax = axes[1, 0]
+    _table7_bars(ax, planted_groups, ylim)
+    ax.set_title(f"Table 7, planted task: W on ΔW's directions (LoRA r = {small})", fontsize=9)
+    first = next(iter(planted_groups.values()))
+    _note_under_legend(
         ax,
         f"‖W‖_F = {first['weight_norm']:.1f}, ‖ΔW‖_F = {first['delta_norm']:.1f}\n"
-        f"amplification ({columns[0]}): {first['amplification']:.1f}"
-        f" (random U, V: {first['amplification_random']:.1f})\n"
-        "ΔW* was planted at random, so chance level\nis expected here (not the paper's setting)",
-        "upper right",
+        "ΔW* was planted at random, independent of W:\n"
+        "chance level (ΔW ≈ random) is expected here",
+    )
+
+    ax = axes[1, 1]
+    _table7_bars(ax, digits_groups, ylim)
+    ax.set_title("Table 7, digits → mirrored digits (learned ΔW, layer 2)", fontsize=9)
+    ratios = ", ".join(
+        f"r={rank}: {row['proj_delta'] / row['proj_random']:.1f}×"
+        for rank in digits["ranks"]
+        for c, row in digits["table"][str(rank)].items()
+        if c == f"r={digits['top_k']}"
+    )
+    pretrained = digits["pretrained_accuracy"]
+    _note_under_legend(
+        ax,
+        f"‖W‖_F = {_first_row(digits)['weight_norm']:.1f}; top-{digits['top_k']}, "
+        f"ΔW / random: {ratios}\n"
+        f"pretrained: {pretrained['digits']:.0%} on digits, "
+        f"{pretrained['mirrored']:.0%} on mirrored\n"
+        "LoRA, mirrored: "
+        + ", ".join(f"{name} {value:.0%}" for name, value in digits["lora_accuracy"].items()),
     )
 
     ax = axes[1, 2]
+    cases = [
+        (f"planted\nr={rank}", result["table7"][str(rank)][f"r={rank}"]) for rank in (small, large)
+    ] + [(f"digits\nr={rank}", digits["table"][str(rank)][f"r={rank}"]) for rank in digits["ranks"]]
+    x = np.arange(len(cases))
+    for offset, (key, label, color) in enumerate(
+        [
+            ("amplification", "U, V from ΔW", style.COLORS["lora"]),
+            ("amplification_random", "random U, V", style.COLORS["baseline"]),
+        ]
+    ):
+        ax.bar(
+            x + (offset - 0.5) * 0.35,
+            [row[key] for _, row in cases],
+            0.35,
+            color=color,
+            label=label,
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, 50 * max(row["amplification_random"] for _, row in cases))
+    ax.set_xticks(x, [name for name, _ in cases])
+    ax.set_ylabel("‖ΔW‖_F / ‖Uᵀ W V‖_F, top-r directions")
+    ax.set_title("amplification factor at k = r (LoRA App. H.4)", fontsize=9)
+    ax.legend(loc="upper left", ncol=2)
+    _note_under_legend(
+        ax,
+        "paper (GPT-3): ≈ 20 at r = 4, ≈ 2 at r = 64.\n"
+        "Here it falls with r too, but so does the\n"
+        "random one: read it against the grey bar",
+    )
+
+    ax = axes[1, 3]
     colors = {
         "0": style.COLORS["digits"],
         result["task"]["layer"]: style.COLORS["full"],
@@ -394,17 +591,42 @@ def plot(result: dict[str, Any]):
     ax.set_xlabel("index of singular value")
     ax.set_ylabel("σ_i / σ_1 of W_ft − W₀")
     ax.set_title("full fine-tuning update: singular values", fontsize=9)
+    lowest = min(
+        max(float(np.min(np.asarray(v[:32], dtype=float) / v[0])), 1e-6)
+        for v in result["full_update_singular_values"].values()
+    )
+    top = 1.5
+    ax.set_ylim(np.exp((np.log(lowest) - 0.35 * np.log(top)) / 0.65), top)  # lowest at 35%
     ax.legend(loc="lower left")
     return fig
 
 
 def summary(result: dict[str, Any]) -> str:
-    """The headline: φ at the top direction vs chance, and the full update's top-k energy."""
+    """The headline: φ at the top direction vs chance, the full update's top-k energy, and
+    Table 7 on digits → mirrored digits."""
     layer = result["task"]["layer"]
     k = result["task"]["planted_rank"]
     return (
         f"φ(top-1, r={result['ranks'][0]} vs r={result['ranks'][1]}) = {result['phi_top1']:.2f} "
         f"(random {result['random_baseline_top1']:.3f}); top-{k}: {result['phi_top_planted']:.2f}; "
         f"seeds top-1 {result['phi_seeds_top1']:.2f}; full-FT update of layer {layer}: "
-        f"{result['full_update_energy_top_planted'][layer]:.0%} of energy in top {k}"
+        f"{result['full_update_energy_top_planted'][layer]:.0%} of energy in top {k}; "
+        f"{_digits_headline(result['table7_digits'])}"
+    )
+
+
+def _digits_headline(digits: dict[str, Any]) -> str:
+    """Table 7 on digits in one phrase: W in ΔW's top-k directions vs random and vs W's
+    own, and the amplification factor at k = r for each rank."""
+    k, small = digits["top_k"], digits["ranks"][0]
+    row = digits["table"][str(small)][f"r={k}"]
+    amplification = ", ".join(
+        f"r={rank} {digits['table'][str(rank)][f'r={rank}']['amplification']:.1f}"
+        for rank in digits["ranks"]
+    )
+    return (
+        f"digits Table 7 (r={small}, top-{k}): ‖UᵀWV‖ from ΔW {row['proj_delta']:.2f} = "
+        f"{row['proj_delta'] / row['proj_random']:.1f}× random, "
+        f"1/{row['proj_weight'] / row['proj_delta']:.1f} of W's own; "
+        f"amplification {amplification}"
     )
