@@ -14,10 +14,11 @@ usual accuracy is the *intrinsic dimension* d_int90 (see :mod:`lora_np.analysis`
 
 :class:`SubspaceModel` wraps any :class:`~lora_np.nn.Module` that way. Its forward
 computes the flat θ once (one projection per step), cuts it into the per-parameter
-tensors with :class:`FlatSlice`, and runs the wrapped model on them with
-:func:`~lora_np.nn.functional_call` — the same mechanism LoRA's functional form uses, so
-both read as two parametrisations of the same weights. Gradients flow back through the
-slices and the projection's transpose to θ_d; θ0 never receives one.
+tensors by plain indexing (``θ[start:stop].reshape(shape)``), and runs the wrapped
+model on them with :func:`~lora_np.nn.functional_call` — the same mechanism LoRA's
+functional form uses, so both read as two parametrisations of the same weights. Gradients
+flow back through the slices and the projection's transpose to θ_d; θ0 never receives
+one.
 """
 
 from __future__ import annotations
@@ -30,53 +31,7 @@ import numpy as np
 from lora_np.nn.modules import Module, Parameter, functional_call
 from lora_np.projections import PROJECTIONS, Projection, make_projection
 from lora_np.rng import get_rng
-from lora_np.tensor import Function, Tensor, no_grad
-
-
-class FlatSlice(Function):
-    """out = a[start:stop].reshape(shape): one parameter's block of the flat vector θ.
-
-    VJP: dL/da = zeros of a's shape with G (flattened) written into [start:stop].
-
-    (``a[start:stop].reshape(shape)`` with GetItem and Reshape computes the same thing;
-    this fused primitive exists because its backward is one slice assignment, which stays
-    cheap when θ has millions of entries.)
-    """
-
-    def __init__(self, start: int, stop: int, shape: tuple[int, ...]) -> None:
-        self.start, self.stop, self.shape = int(start), int(stop), tuple(shape)
-
-    def forward(self, a: np.ndarray) -> np.ndarray:
-        if a.ndim != 1 or not 0 <= self.start <= self.stop <= a.shape[0]:
-            raise ValueError(
-                f"FlatSlice: need a 1-D array with 0 <= start <= stop <= its length; got shape "
-                f"{a.shape}, start {self.start}, stop {self.stop}"
-            )
-        if int(np.prod(self.shape)) != self.stop - self.start:
-            raise ValueError(
-                f"FlatSlice: {self.stop - self.start} entries cannot take shape {self.shape}"
-            )
-        self.size, self.dtype = a.shape[0], a.dtype
-        return a[self.start : self.stop].reshape(self.shape)
-
-    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
-        out = np.zeros(self.size, dtype=np.result_type(self.dtype, grad.dtype))
-        # a view of the block, so a non-contiguous G (e.g. a transposed weight's gradient)
-        # is copied once, straight into place
-        out[self.start : self.stop].reshape(self.shape)[...] = grad
-        return (out,)
-
-    @classmethod
-    def gradcheck_samples(
-        cls, rng: np.random.Generator
-    ) -> list[tuple[tuple[np.ndarray, ...], dict[str, Any]]]:
-        """(inputs, settings) pairs for the engine's registry gradcheck (float64)."""
-        a = rng.standard_normal(10)
-        return [
-            ((a,), {"start": 2, "stop": 8, "shape": (2, 3)}),
-            ((a,), {"start": 0, "stop": 10, "shape": (10,)}),
-            ((a,), {"start": 9, "stop": 10, "shape": ()}),
-        ]
+from lora_np.tensor import Tensor, no_grad
 
 
 class SubspaceModel(Module):
@@ -169,7 +124,7 @@ class SubspaceModel(Module):
         """Parameter name -> its tensor in θ (the mapping ``functional_call`` takes)."""
         theta = self.flat_weights()
         return {
-            name: FlatSlice.apply(theta, start=start, stop=stop, shape=shape)
+            name: theta[start:stop].reshape(shape)
             for name, (start, stop, shape) in self.layout.items()
         }
 

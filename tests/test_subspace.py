@@ -20,7 +20,7 @@ from lora_np.projections import (
     make_projection,
     sparse_nonzeros_per_column,
 )
-from lora_np.subspace import FlatSlice, SubspaceModel
+from lora_np.subspace import SubspaceModel
 from lora_np.tensor import Tensor, no_grad
 
 KINDS = ("dense", "sparse", "fastfood")
@@ -80,7 +80,7 @@ def test_fwht_rejects_bad_shapes(bad):
 # --------------------------------------------------------------------------- primitives
 
 
-@pytest.mark.parametrize("cls", [DenseProject, SparseProject, FastfoodProject, FlatSlice])
+@pytest.mark.parametrize("cls", [DenseProject, SparseProject, FastfoodProject])
 def test_gradcheck_samples(cls):
     samples = cls.gradcheck_samples(np.random.default_rng(0))
     assert samples
@@ -332,10 +332,3 @@ def test_mode_follows_the_wrapper_even_when_set_directly():
     first = sub(x).data
     assert sub.base_model[2].training
     assert not np.array_equal(first, sub(x).data)  # dropout is active again
-
-
-def test_flat_slice_errors():
-    with pytest.raises(ValueError, match="cannot take shape"):
-        FlatSlice.apply(Tensor(np.zeros(6)), start=0, stop=5, shape=(2, 3))
-    with pytest.raises(ValueError, match="start"):
-        FlatSlice.apply(Tensor(np.zeros(6)), start=4, stop=8, shape=(4,))
