@@ -122,7 +122,7 @@ def accuracy(model: Module, X: np.ndarray, labels: np.ndarray) -> float:
         model.eval()
         logits = model(Tensor(X.astype(np.float32))).data
         model.train(was_training)
-    return float(np.mean(np.argmax(logits, axis=1) == labels))
+    return F.accuracy(logits, labels)
 
 
 def mse(model: Module, X: np.ndarray, target_logits: np.ndarray) -> float:

@@ -56,6 +56,7 @@ from lora_np.lora_analysis import (
     subspace_similarity_grid,
     update_vs_weight,
 )
+from lora_np.nn import functional as F
 from lora_np.nn.functional import mse_loss
 from lora_np.nn.modules import MLP, Linear
 from lora_np.optim import Adam
@@ -101,8 +102,7 @@ def make_task(seed: int, n_train: int, n_test: int) -> TeacherStudentTask:
 
 def _agreement(model: Any, task: TeacherStudentTask) -> float:
     """Fraction of test inputs on which the model's label is teacher B's."""
-    predicted = np.argmax(teacher_logits(model, task.X_test), axis=1)
-    return float(np.mean(predicted == task.y_test_b))
+    return F.accuracy(teacher_logits(model, task.X_test), task.y_test_b)
 
 
 def fine_tune(

@@ -47,6 +47,7 @@ from lora_np.experiments import style
 from lora_np.experiments.common import nan_array, progress_bar
 from lora_np.lora import LoRAConfig, LoRALinear, apply_lora, lora_plus_param_groups
 from lora_np.lora_analysis import correlation, magnitude_direction_change
+from lora_np.nn import functional as F
 from lora_np.nn.functional import mse_loss
 from lora_np.nn.modules import Module
 from lora_np.optim import Adam
@@ -183,7 +184,6 @@ def train_variant(
         result.update(train_loss=math.inf, test_loss=math.inf, accuracy=0.0, diverged=True)
         return result
     test = evaluate(model, task.X_test, task.logits_test_b, loss=mse_loss)
-    predicted = np.argmax(teacher_logits(model, task.X_test), axis=1)
     rows = {}
     for name, weight in _effective_weights(model).items():
         n0, nt = np.linalg.norm(w0[name], axis=1), np.linalg.norm(weight, axis=1)
@@ -192,7 +192,7 @@ def train_variant(
     result.update(
         train_loss=float(np.mean(losses[-tail:])),
         test_loss=float(test["loss"]),
-        accuracy=float(np.mean(predicted == task.y_test_b)),
+        accuracy=F.accuracy(teacher_logits(model, task.X_test), task.y_test_b),
         checkpoints=checkpoints,
         rows=rows,
         trainable=int(sum(p.size for p in model.parameters() if p.requires_grad)),
