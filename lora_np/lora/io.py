@@ -40,7 +40,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from lora_np.files import write_atomic
-from lora_np.lora.config import LoRAConfig, pattern_value
+from lora_np.lora.config import LoRAConfig, name_matches, pattern_value
 from lora_np.lora.model import apply_lora, find_target_names, lora_layers
 from lora_np.nn.modules import Module
 
@@ -247,7 +247,11 @@ def _expected_shapes(model: Module, config: LoRAConfig) -> dict[str, tuple[str, 
         bias = module.linear.bias if existing else module.bias
         if config.bias in ("all", "lora_only") and bias is not None:
             expected[f"{PREFIX}{name}.base_layer.bias"] = (f"{name}.linear.bias", (out_f,))
-    save_names = [n for n, _ in modules.items() if n and _listed(n, config.modules_to_save)]
+    save_names = [
+        n
+        for n, _ in modules.items()
+        if n and any(name_matches(n, e) for e in config.modules_to_save)
+    ]
     if config.bias == "all":
         for name, module in modules.items():
             b = module._parameters.get("bias")
@@ -276,10 +280,6 @@ def _check_existing_layers(layers: list[tuple[str, Any]], config: LoRAConfig) ->
                     f"the model's LoRA layer {name!r} has {attr}={getattr(layer, attr)!r}, "
                     f"the adapter has {value!r}"
                 )
-
-
-def _listed(name: str, entries: tuple[str, ...]) -> bool:
-    return any(name == e or name.endswith("." + e) for e in entries)
 
 
 def load_adapter(model: Module, directory: str | os.PathLike[str]) -> Module:

@@ -36,8 +36,7 @@ def _plain_linears(model: Module) -> list[tuple[str, Linear]]:
 def _replace(model: Module, name: str, new: Module) -> None:
     """Put ``new`` at dotted path ``name``, keeping the parent's child order (Sequential)."""
     parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name)
-    parent._modules[child] = new  # assigning the dict entry keeps its position
+    setattr(model.get_submodule(parent_name), child, new)  # Module keeps the child's place
 
 
 def _match_names(model: Module, entries: Any, what: str) -> list[str]:
