@@ -218,8 +218,8 @@ def fit(
                     bar.update(1)
                     evaluated = step % eval_every == 0 or step == total
                     if evaluated:
+                        # evaluate() runs in eval mode and restores every module's mode
                         _record_evaluation(model, loss, history, step, (X, y), eval_data)
-                        model.train()
                         if history.eval_accuracy:
                             postfix["eval_acc"] = f"{history.eval_accuracy[-1][1]:.3f}"
                     if evaluated or step % 10 == 0 or step == 1:
