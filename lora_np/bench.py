@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from lora_np.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.nn import functional as F
@@ -93,7 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="limit BLAS to N threads for both sides (needs threadpoolctl); default: as set",
+        help="limit BLAS to N threads for both sides; default: as set",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -125,13 +126,6 @@ def _blas_threads(threads: int | None) -> Iterator[None]:
         return
     if threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise RuntimeError(
-            "--threads needs the threadpoolctl package (pip install threadpoolctl), "
-            "or set OPENBLAS_NUM_THREADS before starting Python"
-        ) from None
     with threadpool_limits(limits=threads, user_api="blas"):
         yield
 
@@ -473,10 +467,6 @@ def environment() -> dict[str, Any]:
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         if var in os.environ:
             info[var] = os.environ[var]
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return info
     blas = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
     if blas:
         pool = blas[0]
