@@ -8,7 +8,7 @@ One step of ``fit`` is the loop every PyTorch user knows::
     optimizer.step()                  # update the parameters from their .grad
 
 around it: mini-batches that reshuffle every epoch (:func:`lora_np.data.batches`), a
-progress bar (``tqdm.auto``, so notebooks get a widget) showing the loss, a check that
+progress bar (:mod:`lora_np.progress`; a widget in a notebook) showing the loss, a check that
 stops at the first non-finite loss, and periodic evaluation on the whole training set
 and on held-out data.
 """
@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from lora_np.data import batches, num_batches
+from lora_np.checks import is_positive_int
+from lora_np.data.batching import batches, check_samples, num_batches
+from lora_np.nn import Module
 from lora_np.nn.functional import accuracy, cross_entropy
-from lora_np.nn.modules import Module
+from lora_np.progress import progress_counter
 from lora_np.rng import get_rng
 from lora_np.tensor import Tensor, no_grad
 
@@ -81,13 +82,8 @@ class History:
 def _check_pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be a pair (X, y) of arrays, got {type(data).__name__}")
-    X, y = (np.asarray(a.data if isinstance(a, Tensor) else a) for a in data)
-    if X.ndim < 1 or len(X) == 0 or len(X) != len(y):
-        raise ValueError(
-            f"{name}: X and y must hold the same, non-zero number of samples; "
-            f"got X {X.shape} and y {y.shape}"
-        )
-    return X, y
+    X, y = (a.data if isinstance(a, Tensor) else a for a in data)
+    return check_samples(X, y, name)
 
 
 def _as_model_dtype(model: Module, X: np.ndarray) -> np.ndarray:
@@ -100,7 +96,7 @@ def _as_model_dtype(model: Module, X: np.ndarray) -> np.ndarray:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_positive_int(value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 
@@ -204,7 +200,7 @@ def fit(
 
     history = History()
     start_time = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, disable=not progress, unit="step", leave=True)
+    bar = progress_counter(enabled=progress, total=total, desc=desc, unit="step")
     postfix: dict[str, str] = {}  # what the bar shows after the counts: loss, eval_acc
     try:
         with _modes_restored(model):

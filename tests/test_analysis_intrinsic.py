@@ -1,4 +1,4 @@
-"""Tests for the intrinsic-dimension part of lora_np.analysis."""
+"""Tests for the intrinsic-dimension part of lora_np.subspace.intrinsic_dimension."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lora_np.analysis import crossing_dimension, intrinsic_dimension
 from lora_np.data import digits_split
-from lora_np.nn.modules import MLP
+from lora_np.nn import MLP
+from lora_np.subspace.intrinsic_dimension import crossing_dimension, intrinsic_dimension
 
 
 def digits_mlp(rng: np.random.Generator) -> MLP:

@@ -1,4 +1,4 @@
-"""Tests for lora_np.lora_analysis on matrices built so the answer is known."""
+"""Tests for lora_np.lora.analysis on matrices built so the answer is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lora_np.lora_analysis import (
+from lora_np.lora.analysis import (
     correlation,
     energy_in_top,
     magnitude_direction_change,

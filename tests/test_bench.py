@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from lora_np import bench
-from lora_np.bench_reference import ReferenceLoRAMLP, ReferenceMLP
+from lora_np.cli import bench
+from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
+from lora_np.nn import MLP, Linear
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Linear
 from lora_np.optim import SGD
 from lora_np.tensor import Tensor
 

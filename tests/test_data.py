@@ -29,7 +29,7 @@ from lora_np.data import (
     teacher_student_task,
     train_test_split,
 )
-from lora_np.nn.modules import MLP
+from lora_np.nn import MLP
 
 # --------------------------------------------------------------------------- digits
 
@@ -53,7 +53,7 @@ def test_digits_dtype_argument() -> None:
 
 
 def test_packaged_file_matches_checksum_and_licence_ships() -> None:
-    folder = resources.files("lora_np") / "datasets"
+    folder = resources.files("lora_np.data") / "datasets"
     raw = (folder / "digits.npz").read_bytes()
     assert hashlib.sha256(raw).hexdigest() == DIGITS_SHA256
     licence = (folder / "DIGITS_LICENSE.md").read_text(encoding="utf-8")
@@ -63,7 +63,7 @@ def test_packaged_file_matches_checksum_and_licence_ships() -> None:
 
 
 def test_load_digits_from_a_path(tmp_path) -> None:
-    raw = (resources.files("lora_np") / "datasets" / "digits.npz").read_bytes()
+    raw = (resources.files("lora_np.data") / "datasets" / "digits.npz").read_bytes()
     copy = tmp_path / "digits.npz"
     copy.write_bytes(raw)
     X, y = load_digits(path=copy)
@@ -72,7 +72,7 @@ def test_load_digits_from_a_path(tmp_path) -> None:
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path) -> None:
-    raw = bytearray((resources.files("lora_np") / "datasets" / "digits.npz").read_bytes())
+    raw = bytearray((resources.files("lora_np.data") / "datasets" / "digits.npz").read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # flip one byte
     bad = tmp_path / "digits.npz"
     bad.write_bytes(bytes(raw))
@@ -128,7 +128,7 @@ def test_split_by_index_is_a_partition_and_seeded() -> None:
 
 def test_split_bad_arguments() -> None:
     X, y = np.zeros((10, 2)), np.arange(10) % 2
-    with pytest.raises(ValueError, match="same number of samples"):
+    with pytest.raises(ValueError, match="same, non-zero number of samples"):
         train_test_split(X, y[:9])
     with pytest.raises(ValueError, match=r"in \(0, 1\)"):
         train_test_split(X, y, test_size=1.5)
@@ -227,7 +227,7 @@ def test_batches_deterministic_with_seed() -> None:
 
 def test_batches_bad_arguments_raise_on_call() -> None:
     X, y = np.zeros((10, 2)), np.zeros(10)
-    with pytest.raises(ValueError, match="same number of samples"):
+    with pytest.raises(ValueError, match="same, non-zero number of samples"):
         batches(X, y[:7], 4)
     with pytest.raises(ValueError, match=">= 1"):
         batches(X, y, 0)

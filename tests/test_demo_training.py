@@ -6,8 +6,8 @@ printed by ``python -m lora_np demo``, never asserted here).
 
 from __future__ import annotations
 
-from lora_np.__main__ import main
-from lora_np.demo import train_digits_mlp
+from lora_np.cli import main
+from lora_np.cli.demo import train_digits_mlp
 
 
 def test_demo_recipe_reaches_96_percent_test_accuracy() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lora_np.data import make_teacher, planted_shift, teacher_dataset, teacher_logits
+from lora_np.data import make_teacher, mirror_digits, planted_shift, teacher_dataset, teacher_logits
 from lora_np.experiments.finetune import accuracy, mse_to_logits, train_fixed_budget, with_lora
-from lora_np.experiments.rank_sweep import LAST_LOSSES, mirror_digits, sweep_ranks
-from lora_np.nn.modules import MLP, Linear
+from lora_np.experiments.rank_sweep import LAST_LOSSES, sweep_ranks
+from lora_np.nn import MLP, Linear
 
 
 def test_mirror_digits_flips_each_image_left_right() -> None:

@@ -25,9 +25,9 @@ import pytest
 import threadpoolctl
 from matplotlib.figure import Figure
 
-from lora_np.__main__ import main
+from lora_np.cli import main
+from lora_np.cli.reproduce import blas_threads, output_folder, reproduce, write_atomic
 from lora_np.experiments import EXPERIMENTS, load, names
-from lora_np.experiments.cli import blas_threads, output_folder, reproduce, write_atomic
 from lora_np.experiments.common import jsonable
 
 # The fields each experiment's JSON must hold (issue 6); add a line per new experiment.

@@ -18,7 +18,7 @@ from lora_np.lora import (
     save_adapter,
 )
 from lora_np.lora.io import CONFIG_NAME, WEIGHTS_NAME
-from lora_np.nn.modules import MLP, Module
+from lora_np.nn import MLP, Module
 from lora_np.tensor import Tensor
 
 SIZES = [6, 8, 8, 3]

@@ -10,7 +10,7 @@ import pytest
 
 from lora_np.gradcheck import gradcheck, numerical_grad
 from lora_np.lora import LoRALinear
-from lora_np.nn.modules import Linear, ReLU, functional_call
+from lora_np.nn import Linear, ReLU, functional_call
 from lora_np.tensor import Tensor
 
 F64 = np.float64

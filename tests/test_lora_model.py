@@ -19,8 +19,8 @@ from lora_np.lora import (
     print_trainable_parameters,
     unload,
 )
+from lora_np.nn import MLP, Linear, Module, ReLU, Sequential
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Linear, Module, ReLU, Sequential
 from lora_np.optim import Adam
 from lora_np.tensor import Tensor
 

@@ -26,7 +26,7 @@ from lora_np.lora import (  # noqa: E402
     lora_layers,
     save_adapter,
 )
-from lora_np.nn.modules import MLP  # noqa: E402
+from lora_np.nn import MLP  # noqa: E402
 from lora_np.tensor import Tensor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from lora_np import Tensor, gradcheck
-from lora_np.nn import functional as F
-from lora_np.nn import init
-from lora_np.nn.modules import (
+from lora_np.nn import (
     MLP,
     Dropout,
     Identity,
@@ -23,7 +21,9 @@ from lora_np.nn.modules import (
     StateDictError,
     Tanh,
     functional_call,
+    init,
 )
+from lora_np.nn import functional as F
 from lora_np.tensor import no_grad
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lora_np import notebook_runner
-from lora_np.notebook_utils import quick_mode
+from lora_np.cli import notebooks as notebook_runner
+from lora_np.experiments import quick_mode
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -159,7 +159,7 @@ def test_runner_writes_an_executed_notebook_and_sets_quick_mode(tmp_path: Path) 
     environment_before = os.environ.get("LORA_NP_QUICK")
     _write_notebook(
         path,
-        "from lora_np.notebook_utils import quick_mode\nquick_mode()",
+        "from lora_np.experiments import quick_mode\nquick_mode()",
         "import time\nprint('second', flush=True)\ntime.sleep(0.3)\nprint('cell')",
     )
     assert notebook_runner.run(_run_args(tmp_path, "ok", quick=True)) == 0

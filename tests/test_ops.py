@@ -55,7 +55,7 @@ Case = tuple[tuple[Any, ...], dict[str, Any]]
 #: (an import error is a real error and fails collection; it is not hidden). A package
 #: is imported with all of its submodules. As a safety net, any other module of the
 #: package whose source declares a ``class ...(...Function...)`` is imported as well.
-PRIMITIVE_MODULES = ("lora_np.nn", "lora_np.projections", "lora_np.subspace", "lora_np.lora")
+PRIMITIVE_MODULES = ("lora_np.nn", "lora_np.subspace", "lora_np.lora")
 
 _DECLARES_FUNCTION = re.compile(r"^class \w+\([\w.]*Function\)", re.MULTILINE)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lora_np.nn import MLP, Parameter
 from lora_np.nn.functional import mse_loss
-from lora_np.nn.modules import MLP, Parameter
 from lora_np.optim import SGD, Adam, AdamW
 from lora_np.tensor import Tensor
 

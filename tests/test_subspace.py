@@ -1,4 +1,4 @@
-"""Tests for lora_np.projections (dense, sparse, Fastfood P) and lora_np.subspace."""
+"""Tests for lora_np.subspace.projections (dense, sparse, Fastfood P) and lora_np.subspace."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lora_np.gradcheck import gradcheck
+from lora_np.nn import MLP, Dropout, Linear, ReLU, Sequential, functional_call
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Dropout, Linear, ReLU, Sequential, functional_call
-from lora_np.projections import (
+from lora_np.subspace import SubspaceModel
+from lora_np.subspace.projections import (
     DENSE_MEMORY_BUDGET_BYTES,
     DenseProject,
     FastfoodProject,
@@ -20,7 +21,6 @@ from lora_np.projections import (
     make_projection,
     sparse_nonzeros_per_column,
 )
-from lora_np.subspace import SubspaceModel
 from lora_np.tensor import Tensor, no_grad
 
 KINDS = ("dense", "sparse", "fastfood")

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from lora_np.nn import MLP, Dropout, Linear, Sequential
 from lora_np.nn.functional import cross_entropy, mse_loss
-from lora_np.nn.modules import MLP, Dropout, Linear, Sequential
 from lora_np.optim import SGD, Adam
 from lora_np.rng import manual_seed
 from lora_np.tensor import Tensor

@@ -1,4 +1,4 @@
-"""Build ``lora_np/datasets/digits.npz`` from scikit-learn's bundled copy of the UCI digits.
+"""Build ``lora_np/data/datasets/digits.npz`` from scikit-learn's bundled copy of the UCI digits.
 
 Run once, at development time, from the repository root::
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parent.parent / "lora_np" / "datasets" / "digits.npz"
+OUT = Path(__file__).resolve().parent.parent / "lora_np" / "data" / "datasets" / "digits.npz"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 
 

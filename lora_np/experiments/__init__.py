@@ -11,13 +11,16 @@ Every experiment module provides the same three functions:
 
 :data:`EXPERIMENTS` maps each experiment's name to its module path. Modules are imported
 only when asked for (:func:`load`), so listing the experiments costs nothing.
-``python -m lora_np reproduce`` (see :mod:`lora_np.experiments.cli`) runs them in this order.
+``python -m lora_np reproduce`` (see :mod:`lora_np.cli.reproduce`) runs them in this
+order. :func:`quick_mode` tells a notebook whether to run small.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+from lora_np.experiments.common import QUICK_ENV, quick_mode
 
 EXPERIMENTS: dict[str, str] = {
     "gradcheck_eps": "lora_np.experiments.gradcheck_eps",
@@ -53,4 +56,4 @@ def load(name: str) -> ModuleType:
     return module
 
 
-__all__ = ["EXPERIMENTS", "load", "names"]
+__all__ = ["EXPERIMENTS", "QUICK_ENV", "load", "names", "quick_mode"]

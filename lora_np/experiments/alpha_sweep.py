@@ -40,11 +40,12 @@ import numpy as np
 
 from lora_np.data import make_teacher, planted_shift, teacher_dataset, teacher_logits
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_array, nan_grid, progress_bar
+from lora_np.experiments.common import nan_array, nan_grid
 from lora_np.experiments.finetune import mse_to_logits, train_fixed_budget, with_lora
 from lora_np.lora import lora_layers
-from lora_np.nn.modules import Module
+from lora_np.nn import Module
 from lora_np.optim import Adam
+from lora_np.progress import progress_bar
 from lora_np.rng import manual_seed
 from lora_np.tensor import Tensor
 from lora_np.train import fit

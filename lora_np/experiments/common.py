@@ -1,24 +1,29 @@
-"""Small helpers the experiment modules share: progress bars and JSON-able results."""
+"""What the experiments and notebooks share: quick mode, and JSON-able results."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+import os
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-T = TypeVar("T")
+#: The environment variable that puts notebooks in quick mode (``1``) or not (``0``).
+QUICK_ENV = "LORA_NP_QUICK"
 
 
-def progress_bar(
-    items: Iterable[T], *, enabled: bool, desc: str, total: int | None = None
-) -> Iterator[T]:
-    """``tqdm.auto`` over ``items`` when ``enabled``, the plain iterable otherwise."""
-    if not enabled:
-        return iter(items)
-    return iter(tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True))
+def quick_mode() -> bool:
+    """True when the environment variable ``LORA_NP_QUICK`` is set to 1 (or true/yes).
+
+    Notebooks read it to shrink steps and grids (``python -m lora_np notebooks --quick``
+    and the test suite set it); quick mode never changes what a notebook claims.
+    """
+    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{QUICK_ENV} must be 1/true/yes or 0/false/no, got {value!r}")
 
 
 def jsonable(value: Any) -> Any:

@@ -16,13 +16,11 @@ from typing import Any
 import numpy as np
 
 from lora_np.lora import LoRAConfig, apply_lora, count_parameters
+from lora_np.nn import Linear, Module
 from lora_np.nn import functional as F
-from lora_np.nn.modules import Linear, Module
-from lora_np.optim import SGD, Adam
+from lora_np.optim import make_optimizer
 from lora_np.tensor import Tensor, no_grad
 from lora_np.train import fit
-
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 
 
 def mse_to_logits(output: Tensor, target_logits: Any) -> Tensor:
@@ -94,9 +92,7 @@ def train_fixed_budget(
 
     Returns None if the loss became NaN/inf (a diverged run, e.g. a too-large step).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    opt = OPTIMIZERS[optimizer](trainable(model), lr=lr)
+    opt = make_optimizer(optimizer, trainable(model), lr)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             history = fit(

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_array, progress_bar
+from lora_np.experiments.common import nan_array
 from lora_np.gradcheck import numerical_grad
 from lora_np.lora import LoRALinear
-from lora_np.nn.modules import functional_call
+from lora_np.nn import functional_call
+from lora_np.progress import progress_bar
 from lora_np.rng import manual_seed
 from lora_np.tensor import Tensor
 

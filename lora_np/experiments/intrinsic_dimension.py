@@ -3,7 +3,7 @@
 Random-subspace training writes all D weights of a network as ``θ = θ0 + P·θ_d`` and
 trains only the d numbers θ_d (see :mod:`lora_np.subspace`). The smallest d at which
 the model reaches 90% of the accuracy of ordinary training is its intrinsic dimension
-d_int90 (see :func:`lora_np.analysis.intrinsic_dimension`). Five measurements:
+d_int90 (see :func:`lora_np.subspace.intrinsic_dimension.intrinsic_dimension`). Five measurements:
 
 1. **From scratch, digits.** The 64-128-128-10 MLP (D = 26,122) on the 8×8 digits:
    accuracy against d, with the directly trained baseline, the 90% line and d_int90.
@@ -38,19 +38,20 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
-from lora_np.analysis import (
+from lora_np.data import digits_split, teacher_student_task
+from lora_np.experiments import style
+from lora_np.experiments.common import nan_array
+from lora_np.nn import MLP, Module, Parameter
+from lora_np.optim import Adam
+from lora_np.progress import progress_bar
+from lora_np.rng import get_rng
+from lora_np.subspace import SubspaceModel
+from lora_np.subspace.intrinsic_dimension import (
     DIRECT_LR,
     SUBSPACE_LR,
     crossing_dimension,
     intrinsic_dimension,
 )
-from lora_np.data import digits_split, teacher_student_task
-from lora_np.experiments import style
-from lora_np.experiments.common import nan_array, progress_bar
-from lora_np.nn.modules import MLP, Module, Parameter
-from lora_np.optim import Adam
-from lora_np.rng import get_rng
-from lora_np.subspace import SubspaceModel
 from lora_np.tensor import Tensor
 from lora_np.train import evaluate, fit
 

@@ -35,9 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.data import digits_split, make_teacher, planted_shift, teacher_dataset, teacher_logits
+from lora_np.data import (
+    digits_split,
+    make_teacher,
+    mirror_digits,
+    planted_shift,
+    teacher_dataset,
+    teacher_logits,
+)
 from lora_np.experiments import style
-from lora_np.experiments.common import progress_bar
 from lora_np.experiments.finetune import (
     accuracy,
     mse_to_logits,
@@ -45,8 +51,9 @@ from lora_np.experiments.finetune import (
     train_fixed_budget,
     with_lora,
 )
+from lora_np.nn import MLP, Module, linear_layers
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Linear, Module
+from lora_np.progress import progress_bar
 from lora_np.rng import manual_seed
 
 TEACHER_SIZES = (32, 64, 64, 10)
@@ -83,18 +90,6 @@ SETTINGS: dict[bool, dict[str, Any]] = {
     },
 }
 LAST_LOSSES = 20  # the learning rate is chosen by the mean loss over the last steps
-
-
-def mirror_digits(X: np.ndarray) -> np.ndarray:
-    """Each 8×8 digit (a row of 64 pixels) mirrored left–right; a new array.
-
-    The flip is a fixed permutation P of the 64 features, its own inverse (P = Pᵀ = P⁻¹):
-    ``mirror_digits(X) == X @ P.T`` with ``P = mirror_digits(np.eye(64))``.
-    """
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != 64:
-        raise ValueError(f"mirror_digits expects shape (n, 64) (8×8 images), got {X.shape}")
-    return X.reshape(-1, 8, 8)[:, :, ::-1].reshape(len(X), 64).copy()
 
 
 def _best_of_grid(
@@ -157,7 +152,7 @@ def sweep_ranks(
     ``full_lr``, ``full_final_train_loss`` and ``accuracy_before`` (``pretrained``).
     Accuracy is the fraction of ``X_test`` whose arg-max logit equals ``labels_test``.
     """
-    targets_all = [name for name, m in pretrained.named_modules() if isinstance(m, Linear)]
+    targets_all = [name for name, _ in linear_layers(pretrained)]
     out: dict[str, Any] = {
         "ranks": list(ranks),
         "lora_accuracy": [],

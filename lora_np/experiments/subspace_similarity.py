@@ -12,7 +12,7 @@ Measured:
 
 1. φ between the learned A's of LoRA with r = 8 and r = 64 (same seed), and between two
    r = 64 runs (two seeds), from A's right-singular vectors (input space R^128; see
-   :mod:`lora_np.lora_analysis` for why), against the chance level measured on Gaussian
+   :mod:`lora_np.lora.analysis` for why), against the chance level measured on Gaussian
    matrices of the same shapes. The paper's claim: the top directions of the small and
    the large rank coincide, far above chance, and beyond them φ falls to noise level.
 2. Table 7: ‖UᵀWV‖_F for U, V from the learned ΔW, from W itself and random, and the
@@ -40,15 +40,15 @@ from lora_np.data import (
     TeacherStudentTask,
     digits_split,
     make_teacher,
+    mirror_digits,
     paired_datasets,
     planted_shift,
     teacher_logits,
 )
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_grid, progress_bar
-from lora_np.experiments.rank_sweep import mirror_digits
+from lora_np.experiments.common import nan_grid
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
-from lora_np.lora_analysis import (
+from lora_np.lora.analysis import (
     energy_in_top,
     random_subspace_similarity,
     right_singular_vectors,
@@ -56,10 +56,11 @@ from lora_np.lora_analysis import (
     subspace_similarity_grid,
     update_vs_weight,
 )
+from lora_np.nn import MLP, Linear
 from lora_np.nn import functional as F
 from lora_np.nn.functional import mse_loss
-from lora_np.nn.modules import MLP, Linear
 from lora_np.optim import Adam
+from lora_np.progress import progress_bar
 from lora_np.rng import manual_seed
 from lora_np.train import evaluate, fit
 
@@ -148,7 +149,7 @@ def table7_digits(
     2. For each rank r: a copy gets LoRA (α = 2r, A drawn from ``default_rng((seed, r))``)
        on layer "2" (W, 128×128) and learns the mirrored digits (left–right flip) with Adam
        (lr 3e-3, only A and B train) for ``finetune_epochs`` epochs.
-    3. With ΔW = s·B·A: :func:`~lora_np.lora_analysis.update_vs_weight` at k = ``top_k``
+    3. With ΔW = s·B·A: :func:`~lora_np.lora.analysis.update_vs_weight` at k = ``top_k``
        and at k = r, i.e. ‖UᵀWV‖_F for U, V the top-k singular vectors of ΔW, of W and
        random (generator ``default_rng((seed, k))``), and the amplification factor
        ‖ΔW‖_F / ‖UᵀWV‖_F.
@@ -303,7 +304,7 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
             "alpha": "2r",
         },
         "ranks": list(RANKS),
-        "singular_vectors": "right (input space R^in), see lora_np.lora_analysis",
+        "singular_vectors": "right (input space R^in), see lora_np.lora.analysis",
         "accuracy": {
             f"r={rank}, run {s + 1}" if rank else "full": runs[(rank, s)]["accuracy"]
             for rank, s in plan

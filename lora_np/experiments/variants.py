@@ -26,7 +26,7 @@ Learning-rate-matched controls, where a gain could just be a bigger step:
 
 DoRA's analysis (Liu et al. 2024, §3, Fig. 2): for every hidden layer at checkpoints
 during training, the mean magnitude change ΔM and direction change ΔD of the effective
-weight's rows relative to the pretrained weight (:func:`lora_np.lora_analysis.
+weight's rows relative to the pretrained weight (:func:`lora_np.lora.analysis.
 magnitude_direction_change`), for full fine-tuning, LoRA and DoRA. The paper reports a
 positive ΔD–ΔM slope for LoRA, and a negative one for full fine-tuning and DoRA. At toy
 scale both ΔM and ΔD grow during training, so across checkpoints every method trends
@@ -44,13 +44,14 @@ import numpy as np
 
 from lora_np.data import TeacherStudentTask, teacher_logits, teacher_student_task
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_array, progress_bar
+from lora_np.experiments.common import nan_array
 from lora_np.lora import LoRAConfig, LoRALinear, apply_lora, lora_plus_param_groups
-from lora_np.lora_analysis import correlation, magnitude_direction_change
+from lora_np.lora.analysis import correlation, magnitude_direction_change
+from lora_np.nn import Module
 from lora_np.nn import functional as F
 from lora_np.nn.functional import mse_loss
-from lora_np.nn.modules import Module
 from lora_np.optim import Adam
+from lora_np.progress import progress_bar
 from lora_np.rng import manual_seed
 from lora_np.train import evaluate, fit
 

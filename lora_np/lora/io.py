@@ -42,7 +42,7 @@ from safetensors.numpy import save as save_safetensors
 from lora_np.files import write_atomic
 from lora_np.lora.config import LoRAConfig, name_matches, pattern_value
 from lora_np.lora.model import apply_lora, find_target_names, lora_layers
-from lora_np.nn.modules import Module
+from lora_np.nn import Module
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"

@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from lora_np.lora.dora import dora_scale, dora_weight
-from lora_np.nn import init
-from lora_np.nn.modules import Dropout, Linear, Module, Parameter
+from lora_np.nn import Dropout, Linear, Module, Parameter, init
 from lora_np.rng import get_rng
 from lora_np.tensor import Tensor
 

@@ -1,7 +1,7 @@
 """Model surgery: put LoRA into a model, choose what trains, merge, disable, remove.
 
 :func:`apply_lora` walks ``model.named_modules()``, replaces each targeted
-:class:`~lora_np.nn.modules.Linear` by a :class:`~lora_np.lora.LoRALinear` wrapping it
+:class:`~lora_np.nn.Linear` by a :class:`~lora_np.lora.LoRALinear` wrapping it
 (in place: the wrapped Linear is the very same object) and then freezes everything except
 the adapters. The names follow PEFT where PEFT has one (``merge_and_unload``,
 ``disable_adapter``, ``modules_to_save``, ``print_trainable_parameters``).
@@ -21,16 +21,12 @@ import numpy as np
 
 from lora_np.lora.config import ALL_LINEAR, LoRAConfig, name_matches, pattern_value
 from lora_np.lora.layer import LoRALinear, check_lora_arguments
-from lora_np.nn.modules import Linear, Module, Parameter
+from lora_np.nn import Linear, Module, Parameter, linear_layers
 
 
 def lora_layers(model: Module) -> list[tuple[str, LoRALinear]]:
     """(name, layer) for every LoRALinear in ``model``, in module order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]
-
-
-def _plain_linears(model: Module) -> list[tuple[str, Linear]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, Linear)]
 
 
 def _replace(model: Module, name: str, new: Module) -> None:
@@ -66,7 +62,7 @@ def find_target_names(model: Module, config: LoRAConfig) -> list[str]:
             f"the model already has LoRA layers {[n for n, _ in existing]}; call unload() "
             "or merge_and_unload() first"
         )
-    linears = _plain_linears(model)
+    linears = linear_layers(model)
     linear_names = [n for n, _ in linears]
     kinds = dict(model.named_modules())
     targets = config.target_modules

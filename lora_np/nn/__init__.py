@@ -1,18 +1,28 @@
-"""PyTorch-shaped layers: modules, functional composites and initialisers."""
+"""PyTorch-shaped layers: the Module container, layers, functional composites, initialisers.
+
+* :mod:`~lora_np.nn.module` — :class:`Module`, :class:`Parameter`, :func:`functional_call`;
+* :mod:`~lora_np.nn.layers` — :class:`Linear`, activations, :class:`Dropout`,
+  :class:`Sequential`, :class:`MLP`;
+* :mod:`~lora_np.nn.functional` — losses and activations composed from the primitives;
+* :mod:`~lora_np.nn.init` — PyTorch's initialisers.
+"""
 
 from lora_np.nn import functional, init
-from lora_np.nn.modules import (
+from lora_np.nn.layers import (
     MLP,
     Dropout,
     Identity,
-    IncompatibleKeys,
     Linear,
-    Module,
-    Parameter,
     ReLU,
     Sequential,
-    StateDictError,
     Tanh,
+    linear_layers,
+)
+from lora_np.nn.module import (
+    IncompatibleKeys,
+    Module,
+    Parameter,
+    StateDictError,
     functional_call,
 )
 
@@ -31,4 +41,5 @@ __all__ = [
     "functional",
     "functional_call",
     "init",
+    "linear_layers",
 ]

@@ -4,7 +4,7 @@ Times training steps side by side, in one process, and prints ratios:
 
 * ``engine`` — one SGD training step of the same MLP (forward, cross-entropy,
   ``loss.backward()``, ``optimizer.step()``) through lora_np and written by hand in NumPy
-  (:mod:`lora_np.bench_reference`, the floor for any NumPy engine), for a small MLP
+  (:mod:`lora_np.cli.bench_reference`, the floor for any NumPy engine), for a small MLP
   (64-128-128-10, batch 64) and a large one (784-1024-1024-10, batch 256).
   Targets: engine / hand-written <= 1.5 (small) and <= 1.10 (large).
 * ``lora`` — a LoRA (r = 8, every hidden Linear; the head and all biases frozen) training
@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from lora_np.bench_reference import ReferenceLoRAMLP, ReferenceMLP
+from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
+from lora_np.nn import MLP, Linear, Module, linear_layers
 from lora_np.nn import functional as F
-from lora_np.nn.modules import MLP, Linear, Module
 from lora_np.tensor import Tensor
 
 SECTIONS: tuple[str, ...] = ("engine", "lora", "subspace")
@@ -226,12 +226,8 @@ def _batch(
     return x, y
 
 
-def _named_linears(model: Module) -> list[tuple[str, Linear]]:
-    return [(name, m) for name, m in model.named_modules() if type(m) is Linear]
-
-
 def _linears(model: Module) -> list[Linear]:
-    return [m for _, m in _named_linears(model)]
+    return [m for _, m in linear_layers(model)]
 
 
 def engine_step(model: Module, optimizer: Any, x: np.ndarray, y: np.ndarray) -> StepFn:
@@ -320,7 +316,7 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
     for _, layer in adapted:  # B starts at zero; small values make every gradient nonzero
         layer.lora_b.weight.data[...] = rng.normal(0.0, 1e-3, layer.lora_b.weight.shape)
     layers = _linears(full)
-    index = {name: i for i, (name, _) in enumerate(_named_linears(full))}
+    index = {name: i for i, (name, _) in enumerate(linear_layers(full))}
     adapters = {
         index[name]: (layer.lora_a.weight.data, layer.lora_b.weight.data) for name, layer in adapted
     }

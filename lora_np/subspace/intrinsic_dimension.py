@@ -1,9 +1,6 @@
-"""Measurements on trained models.
-
-Sections (each self-contained):
-
-* Intrinsic dimension — :func:`intrinsic_dimension`: accuracy of random-subspace
-  training against the subspace size d, and d_int90 (Li et al. 2018).
+"""The intrinsic dimension of a task (Li et al. 2018): accuracy of random-subspace training
+against the subspace size d, and d_int90, the smallest d that reaches 90% of the directly
+trained accuracy (:func:`intrinsic_dimension`, :func:`crossing_dimension`).
 """
 
 from __future__ import annotations
@@ -13,20 +10,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from lora_np.nn.modules import Module
-from lora_np.optim import SGD, Adam
-from lora_np.projections import PROJECTIONS
-from lora_np.subspace import SubspaceModel
+from lora_np.nn import Module
+from lora_np.optim import OPTIMIZERS, make_optimizer
+from lora_np.progress import progress_counter
+from lora_np.subspace.model import SubspaceModel
+from lora_np.subspace.projections import PROJECTIONS
 from lora_np.train import evaluate, fit
 
-# =========================================================================== intrinsic dimension
-#
 # Li et al. (2018), "Measuring the Intrinsic Dimension of Objective Landscapes": train a
 # model only inside a random d-dimensional subspace of its weights (θ = θ0 + P·θ_d, see
-# lora_np.subspace), for a grid of d, and call the smallest d that reaches 90% of the
-# directly trained model's accuracy the intrinsic dimension d_int90.
+# lora_np.subspace.model), for a grid of d, and call the smallest d that reaches 90% of
+# the directly trained model's accuracy the intrinsic dimension d_int90.
 
 #: Defaults found on the digits MLP 64-128-128-10 (D = 26,122), Adam, batch 64,
 #: 1,000 steps: θ_d trains well with lr 1e-2 to 1e-1 (3e-2 is the default), ten times
@@ -36,7 +31,6 @@ from lora_np.train import evaluate, fit
 SUBSPACE_LR = 3e-2
 DIRECT_LR = 3e-3
 
-_OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 _INTERPOLATION = (
     "linear interpolation of mean accuracy against log(d) between the two grid points "
     "that bracket the target"
@@ -78,7 +72,7 @@ def intrinsic_dimension(
             ``threshold · baseline`` (0.9: d_int90).
         absolute_threshold: if given, the target is this accuracy instead (Li et al.'s
             headline numbers use one global threshold per dataset).
-        projection: "dense", "sparse" or "fastfood" (see :mod:`lora_np.projections`).
+        projection: "dense", "sparse" or "fastfood" (see :mod:`lora_np.subspace.projections`).
         lr, steps, batch_size, optimizer: training of θ_d ("adam" or "sgd").
         progress: a progress bar over the runs (``tqdm.auto``).
 
@@ -105,10 +99,9 @@ def intrinsic_dimension(
             f"intrinsic_dimension: unknown projection {projection!r}; expected one of "
             f"{list(PROJECTIONS)}"
         )
-    if optimizer not in _OPTIMIZERS:
+    if optimizer not in OPTIMIZERS:
         raise ValueError(
-            f"intrinsic_dimension: optimizer must be one of {sorted(_OPTIMIZERS)}, "
-            f"got {optimizer!r}"
+            f"intrinsic_dimension: optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}"
         )
     if not threshold > 0:
         raise ValueError(f"intrinsic_dimension: threshold must be > 0, got {threshold!r}")
@@ -122,7 +115,7 @@ def intrinsic_dimension(
         )
 
     def train_and_score(model: Module, rate: float, n_steps: int, rng: np.random.Generator):
-        opt = _OPTIMIZERS[optimizer](model.parameters(), lr=rate)
+        opt = make_optimizer(optimizer, model.parameters(), rate)
         fit(
             model,
             (X_train, y_train),
@@ -136,7 +129,7 @@ def intrinsic_dimension(
         return float(evaluate(model, X_test, y_test)["accuracy"])
 
     runs = len(dims) * len(seeds) + (len(seeds) if baseline is None else 0)
-    bar = tqdm(total=runs, desc="intrinsic dimension", disable=not progress, unit="run")
+    bar = progress_counter(enabled=progress, total=runs, desc="intrinsic dimension", unit="run")
     try:
         if baseline is None:
             direct = []

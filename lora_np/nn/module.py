@@ -1,4 +1,4 @@
-"""Modules: PyTorch-shaped containers of parameters, so readers' habits carry over.
+"""Module: the PyTorch-shaped container of parameters, so readers' habits carry over.
 
 A :class:`Module` registers every :class:`Parameter` and sub-``Module`` assigned to it as
 an attribute, so ``named_parameters()`` can walk the tree and give each weight a dotted
@@ -10,15 +10,11 @@ other tensors — the mechanism both LoRA-style and subspace reparametrisations 
 from __future__ import annotations
 
 import contextlib
-import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from lora_np.nn import functional as F
-from lora_np.nn import init
-from lora_np.rng import get_rng
 from lora_np.tensor import Tensor
 
 
@@ -52,67 +48,82 @@ class StateDictError(KeyError, ValueError):
 
 
 class Module:
-    """Base class: subclasses set Parameters and Modules as attributes and define forward."""
+    """Base class: subclasses set Parameters and Modules as attributes and define forward.
+
+    Parameters and submodules are ordinary attributes: ``self.weight`` in ``forward`` is a
+    plain attribute lookup. Assigning one also records its *name*, in order, so the module
+    can walk them (``named_parameters()``, ``children()``); the values live in one place
+    only, the instance's attributes, and :attr:`_parameters` / :attr:`_modules` are views
+    built from them. Assigning None to a registered name unregisters it (it becomes an
+    ordinary attribute holding None). Buffers (arrays that are state but do not train)
+    live in ``_buffers``.
+    """
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_parameter_names", [])
+        object.__setattr__(self, "_module_names", [])
         object.__setattr__(self, "_buffers", {})
-        object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
 
     # ----------------------------------------------------------------- registration
+    @property
+    def _parameters(self) -> dict[str, Parameter]:
+        """This module's own parameters by name, in registration order (a new dict)."""
+        return {name: self.__dict__[name] for name in self._parameter_names}
+
+    @property
+    def _modules(self) -> dict[str, Module]:
+        """This module's direct submodules by name, in registration order (a new dict)."""
+        return {name: self.__dict__[name] for name in self._module_names}
+
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameter_names" not in d:
             raise AttributeError(
                 f"{type(self).__name__}.__init__ must call super().__init__() before "
                 f"assigning attribute {name!r}"
             )
-        if name in self._parameters and not isinstance(value, (Parameter, type(None))):
-            raise TypeError(
-                f"cannot assign a {type(value).__name__} to parameter {name!r} of "
-                f"{type(self).__name__}: expected a Parameter or None (to change the "
-                f"values, assign to .{name}.data; to run with other tensors, use "
-                "functional_call)"
-            )
-        if name in self._modules and not isinstance(value, (Module, type(None))):
-            raise TypeError(
-                f"cannot assign a {type(value).__name__} to submodule {name!r} of "
-                f"{type(self).__name__}: expected a Module or None"
-            )
-        # replacing a registered child or parameter keeps its place (Sequential order)
-        if isinstance(value, Module) and name in self._modules:
-            self._modules[name] = value
-            return
-        if isinstance(value, Parameter) and name in self._parameters:
-            self._parameters[name] = self.__dict__[name] = value
-            return
-        for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
+        for names, kind in ((self._parameter_names, Parameter), (self._module_names, Module)):
+            if name not in names:
+                continue
+            if isinstance(value, kind):
+                d[name] = value  # replaced: keeps its place in the order (Sequential)
+                return
+            if value is not None:
+                what = "parameter" if kind is Parameter else "submodule"
+                hint = (
+                    f" (to change the values, assign to .{name}.data; to run with other "
+                    "tensors, use functional_call)"
+                    if kind is Parameter
+                    else ""
+                )
+                raise TypeError(
+                    f"cannot assign a {type(value).__name__} to {what} {name!r} of "
+                    f"{type(self).__name__}: expected a {kind.__name__} or None{hint}"
+                )
+            names.remove(name)  # None: no longer registered, an ordinary attribute
+        self._buffers.pop(name, None)
         if isinstance(value, Parameter):
-            # registered, and also a plain attribute: forward's ``self.weight`` is then an
-            # ordinary lookup, not a call to __getattr__ (functional_call swaps both)
-            self._parameters[name] = self.__dict__[name] = value
+            self._parameter_names.append(name)
         elif isinstance(value, Module):
-            self.__dict__.pop(name, None)
-            self._modules[name] = value
-        else:
-            object.__setattr__(self, name, value)
+            self._module_names.append(name)
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        # only called when normal lookup fails (buffers and submodules; parameters are
-        # plain attributes too, see __setattr__)
-        d = self.__dict__
-        for store in ("_parameters", "_buffers", "_modules"):
-            if store in d and name in d[store]:
-                return d[store][name]
+        # only called when normal lookup fails: buffers are the one kind of state that is
+        # not a plain attribute
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:
+            return buffers[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
-        for store in (self._parameters, self._buffers, self._modules):
-            if name in store:
-                del store[name]
-                self.__dict__.pop(name, None)  # a parameter's plain-attribute copy
-                return
+        if name in self._buffers:
+            del self._buffers[name]
+            return
+        for names in (self._parameter_names, self._module_names):
+            if name in names:
+                names.remove(name)
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:
@@ -126,10 +137,14 @@ class Module:
 
     # ----------------------------------------------------------------- traversal
     def children(self) -> Iterator[Module]:
-        yield from self._modules.values()
+        d = self.__dict__
+        for name in self._module_names:
+            yield d[name]
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        yield from self._modules.items()
+        d = self.__dict__
+        for name in self._module_names:
+            yield name, d[name]
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """Every module in the tree, this one first (name ``""``), with dotted names."""
@@ -141,7 +156,7 @@ class Module:
                 continue
             seen.add(id(module))
             yield name, module
-            children = list(module._modules.items())
+            children = list(module.named_children())
             for child_name, child in reversed(children):
                 stack.append((f"{name}.{child_name}" if name else child_name, child))
 
@@ -311,13 +326,13 @@ def _swapped_parameters(module: Module, params: Mapping[str, Tensor]) -> Iterato
         for name, value in params.items():
             owner_name, _, attr = name.rpartition(".")
             owner = module.get_submodule(owner_name)
-            swaps.append((owner, attr, owner._parameters[attr]))
-            # a computed Tensor stands in for the weight, in the registry and as attribute
-            owner._parameters[attr] = owner.__dict__[attr] = value
+            swaps.append((owner, attr, owner.__dict__[attr]))
+            # a computed Tensor stands in for the weight (the one store: the attribute)
+            owner.__dict__[attr] = value
         yield
     finally:
         for owner, attr, original in reversed(swaps):
-            owner._parameters[attr] = owner.__dict__[attr] = original
+            owner.__dict__[attr] = original
 
 
 def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **kwargs: Any) -> Any:
@@ -329,149 +344,3 @@ def functional_call(module: Module, params: Mapping[str, Tensor], *args: Any, **
     """
     with _swapped_parameters(module, params):
         return module(*args, **kwargs)
-
-
-# --------------------------------------------------------------------------- layers
-
-
-class Linear(Module):
-    """y = x · Wᵀ + b, with W of shape (out_features, in_features) as in PyTorch.
-
-    Default init as PyTorch: W ~ kaiming_uniform(a=√5), i.e. U(±1/√in); b ~ U(±1/√in).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        *,
-        dtype: Any = np.float32,
-        rng: np.random.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        for label, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Linear: {label} must be a positive int, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        rng = get_rng(rng)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=5**0.5, rng=rng)
-        if bias:
-            bound = 1.0 / in_features**0.5
-            self.bias = Parameter(np.empty((out_features,), dtype=dtype))
-            init.uniform_(self.bias, -bound, bound, rng=rng)
-        else:
-            self.bias = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
-
-
-class ReLU(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
-
-
-class Tanh(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return F.tanh(x)
-
-
-class Identity(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x
-
-
-class Dropout(Module):
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
-    Identity in eval mode or when p = 0."""
-
-    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
-        self.rng = rng
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, training=self.training, rng=self.rng)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class Sequential(Module):
-    """Calls its children in order; they are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        for i, layer in enumerate(layers):
-            self.add_module(str(i), layer)
-
-    def __getitem__(self, index: int | slice) -> Module:
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
-
-
-_ACTIVATIONS: dict[str, Callable[[], Module]] = {"relu": ReLU, "tanh": Tanh}
-
-
-class MLP(Sequential):
-    """Linear → activation (→ Dropout) → ... → Linear, for ``sizes = [in, h1, ..., out]``.
-
-    Built on Sequential, so a 64-128-128-10 MLP has layers "0" (Linear), "1" (ReLU),
-    "2" (Linear), "3" (ReLU), "4" (Linear) when dropout is 0.
-    """
-
-    def __init__(
-        self,
-        sizes: list[int] | tuple[int, ...],
-        activation: str | Callable[[], Module] = "relu",
-        dropout: float = 0.0,
-        bias: bool = True,
-        *,
-        dtype: Any = np.float32,
-        rng: np.random.Generator | None = None,
-    ) -> None:
-        if len(sizes) < 2:
-            raise ValueError(f"MLP needs at least [in, out] sizes, got {list(sizes)}")
-        if isinstance(activation, str):
-            if activation not in _ACTIVATIONS:
-                raise ValueError(
-                    f"MLP: unknown activation {activation!r}; expected one of "
-                    f"{sorted(_ACTIVATIONS)} or a Module class"
-                )
-            make_activation = _ACTIVATIONS[activation]
-        else:
-            make_activation = activation
-        rng = get_rng(rng)
-        layers: list[Module] = []
-        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-            layers.append(Linear(fan_in, fan_out, bias=bias, dtype=dtype, rng=rng))
-            if i < len(sizes) - 2:
-                layers.append(make_activation())
-                if dropout > 0:
-                    layers.append(Dropout(dropout, rng=rng))
-        super().__init__(*layers)
-        self.sizes = tuple(int(s) for s in sizes)

@@ -7,7 +7,7 @@ atomic (a temporary file in the same directory, then a rename), so an error neve
 half-executed notebook behind.
 
 ``--quick`` sets ``LORA_NP_QUICK=1`` in the kernel's environment; notebooks read it
-(:func:`lora_np.notebook_utils.quick_mode`) to run small. The committed notebooks are full
+(:func:`lora_np.experiments.quick_mode`) to run small. The committed notebooks are full
 runs. Each executed notebook records how it was run in its metadata
 (``metadata["lora_np"] = {"quick": ...}``) so the test suite can tell a full run from a
 quick one.

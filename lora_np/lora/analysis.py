@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.rng import get_rng
+from lora_np.rng import get_rng, random_orthonormal
 
 
 def _matrix(value: Any, name: str) -> np.ndarray:
@@ -186,11 +186,6 @@ def projected_norm(w: Any, u: Any, v: Any) -> float:
     return float(np.linalg.norm(u.T @ w @ v))
 
 
-def _random_orthonormal(rows: int, r: int, rng: np.random.Generator) -> np.ndarray:
-    q, upper = np.linalg.qr(rng.standard_normal((rows, r)))
-    return q * np.sign(np.diag(upper))
-
-
 def update_vs_weight(
     weight: Any,
     delta: Any,
@@ -219,7 +214,7 @@ def update_vs_weight(
         np.mean(
             [
                 projected_norm(
-                    weight, _random_orthonormal(out, r, rng), _random_orthonormal(inp, r, rng)
+                    weight, random_orthonormal(out, r, rng), random_orthonormal(inp, r, rng)
                 )
                 for _ in range(draws)
             ]

@@ -10,7 +10,8 @@ included — flattened into one vector θ, and write
 with θ0 the initial weights (frozen), P a fixed random D × d matrix whose columns have
 unit norm over all D weights, and θ_d ∈ R^d the only thing that trains, starting at 0
 (so the model starts exactly as θ0). The smallest d at which training reaches 90% of the
-usual accuracy is the *intrinsic dimension* d_int90 (see :mod:`lora_np.analysis`).
+usual accuracy is the *intrinsic dimension* d_int90 (see
+:mod:`lora_np.subspace.intrinsic_dimension`).
 
 :class:`SubspaceModel` wraps any :class:`~lora_np.nn.Module` that way. Its forward
 computes the flat θ once (one projection per step), cuts it into the per-parameter
@@ -28,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.nn.modules import Module, Parameter, functional_call
-from lora_np.projections import PROJECTIONS, Projection, make_projection
+from lora_np.nn import Module, Parameter, functional_call
 from lora_np.rng import get_rng
+from lora_np.subspace.projections import PROJECTIONS, Projection, make_projection
 from lora_np.tensor import Tensor, no_grad
 
 
@@ -44,10 +45,10 @@ class SubspaceModel(Module):
         projection: "dense" (Gaussian, d·D memory, refused above a memory budget),
             "sparse" (density ≈ 1/√D) or "fastfood" (O(D) memory, O(D log D) per step).
             All have columns of unit norm over all D weights (Li et al.'s global
-            normalisation); see :mod:`lora_np.projections`.
+            normalisation); see :mod:`lora_np.subspace.projections`.
         rng: draws P (None: the package generator, see ``lora_np.manual_seed``).
         dense_budget_bytes: override of
-            :data:`lora_np.projections.DENSE_MEMORY_BUDGET_BYTES` for the dense P.
+            :data:`lora_np.subspace.projections.DENSE_MEMORY_BUDGET_BYTES` for the dense P.
 
     ``theta_d`` is a Parameter of zeros with the model's dtype, and the only parameter
     that ``parameters()`` / ``named_parameters()`` / ``state_dict()`` show, so an optimizer

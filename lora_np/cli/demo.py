@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lora_np.data import digits_split
-from lora_np.nn.modules import MLP
+from lora_np.nn import MLP
 from lora_np.optim import Adam
 from lora_np.train import History, evaluate, fit
 
