@@ -20,7 +20,7 @@ from lora_np.nn import Linear, Module
 from lora_np.nn import functional as F
 from lora_np.optim import make_optimizer
 from lora_np.tensor import Tensor, no_grad
-from lora_np.train import fit
+from lora_np.train import evaluate, fit
 
 
 def mse_to_logits(output: Tensor, target_logits: Any) -> Tensor:
@@ -112,13 +112,8 @@ def train_fixed_budget(
 
 
 def accuracy(model: Module, X: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose arg-max logit is the label (eval mode, no graph)."""
-    with no_grad():
-        was_training = model.training
-        model.eval()
-        logits = model(Tensor(X.astype(np.float32))).data
-        model.train(was_training)
-    return F.accuracy(logits, labels)
+    """Fraction of rows whose arg-max logit is the label (:func:`lora_np.train.evaluate`)."""
+    return float(evaluate(model, X, labels)["accuracy"])
 
 
 def mse(model: Module, X: np.ndarray, target_logits: np.ndarray) -> float:
