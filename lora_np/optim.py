@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lora_np.checks import is_number
 from lora_np.tensor import Tensor, no_grad
 
 ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
@@ -206,7 +207,7 @@ class Optimizer:
 
 
 def _check_number(name: str, value: Any, low: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value) or (low is not None and value < low):
         raise ValueError(f"invalid {name}: expected a finite number >= {low}, got {value}")

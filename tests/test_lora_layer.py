@@ -357,7 +357,7 @@ def test_from_linear_shares_and_freezes_the_layer():
 @pytest.mark.parametrize(
     ("args", "kind", "match"),
     [
-        ((5, 4, 0, 1.0), ValueError, "rank must be in"),
+        ((5, 4, 0, 1.0), ValueError, "rank must be >= 1"),
         ((5, 4, 5, 1.0), ValueError, r"min\(in, out\)"),
         ((5, 4, 2.0, 1.0), TypeError, "rank must be an int"),
         ((5, 4, 2, 0.0), ValueError, "alpha must be"),

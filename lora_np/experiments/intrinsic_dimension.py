@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
+from lora_np.checks import is_int
 from lora_np.data import digits_split, teacher_student_task
 from lora_np.experiments import style
 from lora_np.experiments.common import nan_array
@@ -158,9 +159,9 @@ def toy_sum_problem(
     """
     if isinstance(D, bool) or not isinstance(D, int) or D < 1:
         raise ValueError(f"toy_sum_problem: D must be a positive int, got {D!r}")
-    if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= D:
+    if not is_int(groups) or not 1 <= groups <= D:
         raise ValueError(f"toy_sum_problem: groups must be an int in [1, D], got {groups!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    if not is_int(steps) or steps < 0:
         raise ValueError(f"toy_sum_problem: steps must be an int >= 0, got {steps!r}")
     dims = [int(d) for d in dims]
     if not dims or any(not 1 <= d <= D for d in dims) or sorted(set(dims)) != dims:

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from lora_np.checks import is_int
 from lora_np.rng import get_rng, random_orthonormal
 
 
@@ -73,7 +74,7 @@ def _matrix(value: Any, name: str) -> np.ndarray:
 
 
 def _count(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")

@@ -17,14 +17,23 @@ very little. PEFT always does this. ``detach_norm=False`` keeps the exact gradie
 the two can be compared (and both can be gradient-checked).
 
 These functions build the computation from engine primitives only; the engine
-differentiates them.
+differentiates them. :class:`DoRAVariant` is how a :class:`~lora_np.lora.LoRALinear`
+runs DoRA: one more parameter (the magnitude), its own forward and its own merge.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from lora_np.lora.options import LoRAOptions
+from lora_np.lora.variants import AdapterParameter, LoRAVariant
+from lora_np.nn import Parameter
 from lora_np.tensor import Tensor
+
+if TYPE_CHECKING:
+    from lora_np.lora.layer import LoRALinear
 
 
 def row_norm(v: Tensor, detach: bool = False) -> Tensor:
@@ -60,3 +69,54 @@ def dora_scale(
     """
     norm = row_norm(weight + delta, detach=detach_norm)
     return magnitude / norm.reshape(-1)
+
+
+class DoRAVariant(LoRAVariant):
+    """DoRA: W' = m ⊙ (W + s·B·A)/‖W + s·B·A‖_row, with a trainable magnitude m (out,).
+
+    m starts at the row norms of W + s·B·A (of the weight after any PiSSA split), so the
+    layer starts out computing what the base layer computed.
+    """
+
+    name = "dora"
+
+    def add_parameters(self, layer: LoRALinear) -> None:
+        start = layer.linear.weight.data.astype(np.float64) + layer.delta_weight()
+        dtype = layer.linear.weight.dtype
+        layer.magnitude = Parameter(np.linalg.norm(start, axis=1).astype(dtype))
+
+    def parameters(
+        self, options: LoRAOptions, in_features: int, out_features: int
+    ) -> list[AdapterParameter]:
+        """A and B as in LoRA, and the magnitude m (out,) (PEFT: ``lora_magnitude_vector``)."""
+        magnitude = AdapterParameter("magnitude", "lora_magnitude_vector", (out_features,))
+        return [*super().parameters(options, in_features, out_features), magnitude]
+
+    def forward(self, layer: LoRALinear, x: Tensor) -> Tensor:
+        """Without dropout: h = x·W'ᵀ + b with W' from :func:`dora_weight`.
+
+        With dropout on the adapter path (PEFT's form), with g = m/‖W + s·B·A‖_row and
+        x̃ = dropout(x)::
+
+            h = W·x + b + (g − 1) ⊙ (W·x̃) + g ⊙ s·B·A·x̃
+
+        which is g ⊙ (W + s·B·A)·x + b = W'·x + b whenever x̃ = x.
+        """
+        w = layer.linear.weight
+        detach = layer.options.dora_detach_norm
+        delta = (layer.lora_b.weight @ layer.lora_a.weight) * layer.scaling
+        if not (layer.training and layer.dropout.p > 0.0):
+            merged = dora_weight(w, delta, layer.magnitude, detach)
+            out = x @ merged.T
+            return out if layer.linear.bias is None else out + layer.linear.bias
+        g = dora_scale(w, delta, layer.magnitude, detach)
+        x_drop = layer.dropout(x)
+        lora_out = layer.lora_b(layer.lora_a(x_drop)) * layer.scaling
+        return layer.linear(x) + (g - 1.0) * (x_drop @ w.T) + g * lora_out
+
+    def merged_weight(self, layer: LoRALinear) -> np.ndarray:
+        """W' = m ⊙ (W + s·B·A)/‖W + s·B·A‖_row."""
+        delta = Tensor(layer.delta_weight())
+        magnitude = Tensor(layer.magnitude.data)
+        w = Tensor(layer.linear.weight.data)
+        return dora_weight(w, delta, magnitude, detach_norm=True).data

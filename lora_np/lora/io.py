@@ -40,13 +40,13 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from lora_np.files import write_atomic
-from lora_np.lora.config import LoRAConfig, name_matches, pattern_value
-from lora_np.lora.model import apply_lora, find_target_names, lora_layers
+from lora_np.lora.config import LoRAConfig
+from lora_np.lora.manifest import adapter_manifest
+from lora_np.lora.model import apply_lora, lora_layers
 from lora_np.nn import Module
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-PREFIX = "base_model.model."
 
 # PEFT options lora_np does not implement: loading a config that uses one is an error.
 _UNSUPPORTED = {
@@ -76,30 +76,12 @@ def _plain_number(x: float) -> int | float:
 
 
 def adapter_tensors(model: Module) -> dict[str, np.ndarray]:
-    """The adapter's arrays under PEFT's key names (what ``adapter_model.safetensors`` holds)."""
-    config = getattr(model, "lora_config", None)
-    bias = config.bias if config is not None else "none"
-    to_save = list(getattr(model, "_lora_originals", {}))
-    tensors: dict[str, np.ndarray] = {}
-    adapted = {}
-    for name, layer in lora_layers(model):
-        adapted[name] = layer
-        tensors[f"{PREFIX}{name}.lora_A.weight"] = layer.lora_a.weight.data
-        tensors[f"{PREFIX}{name}.lora_B.weight"] = layer.lora_b.weight.data
-        if layer.use_dora:
-            tensors[f"{PREFIX}{name}.lora_magnitude_vector"] = layer.magnitude.data
-        if bias in ("all", "lora_only") and layer.linear.bias is not None:
-            tensors[f"{PREFIX}{name}.base_layer.bias"] = layer.linear.bias.data
-    if bias == "all":
-        for name, module in model.named_modules():
-            b = module._parameters.get("bias")
-            inside = any(name == a or name.startswith(a + ".") for a in adapted)
-            if b is not None and not inside and name not in to_save:
-                tensors[f"{PREFIX}{name}.bias" if name else f"{PREFIX}bias"] = b.data
-    for name in to_save:
-        for key, p in model.get_submodule(name).named_parameters():
-            tensors[f"{PREFIX}{name}.{key}"] = p.data
-    return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    """The adapter's arrays under PEFT's key names (what ``adapter_model.safetensors``
+    holds): the tensors of :func:`~lora_np.lora.manifest.adapter_manifest`."""
+    return {
+        e.peft_key: np.ascontiguousarray(model.get_parameter(e.name).data)
+        for e in adapter_manifest(model)
+    }
 
 
 def adapter_config(model: Module) -> dict[str, Any]:
@@ -113,7 +95,7 @@ def adapter_config(model: Module) -> dict[str, Any]:
     if not layers:
         raise ValueError("save_adapter: the model has no LoRA layers (call apply_lora first)")
     for flag in ("use_rslora", "use_dora"):
-        values = {getattr(layer, flag) for _, layer in layers}
+        values = {getattr(layer.options, flag) for _, layer in layers}
         if len(values) > 1:
             raise ValueError(
                 f"save_adapter: layers disagree on {flag}; the PEFT format has one setting"
@@ -130,12 +112,12 @@ def adapter_config(model: Module) -> dict[str, Any]:
         "inference_mode": True,
         "r": int(r),
         "lora_alpha": _plain_number(alpha),
-        "lora_dropout": float(first.dropout.p),
+        "lora_dropout": first.options.dropout,
         "target_modules": [name for name, _ in layers],
         "bias": config.bias if config is not None else "none",
-        "use_rslora": first.use_rslora,
-        "use_dora": first.use_dora,
-        "init_lora_weights": _INIT_TO_PEFT[first.init],
+        "use_rslora": first.options.use_rslora,
+        "use_dora": first.options.use_dora,
+        "init_lora_weights": _INIT_TO_PEFT[first.options.init],
         "rank_pattern": {re.escape(n): lyr.rank for n, lyr in layers if lyr.rank != r},
         "alpha_pattern": {
             re.escape(n): _plain_number(lyr.alpha) for n, lyr in layers if lyr.alpha != alpha
@@ -225,59 +207,23 @@ def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def _expected_shapes(model: Module, config: LoRAConfig) -> dict[str, tuple[str, tuple]]:
-    """PEFT key -> (lora_np parameter name, shape) that the adapter must provide."""
+    """PEFT key -> (lora_np parameter name, shape) that the adapter must provide: the
+    manifest of the model's LoRA layers, or of those the config would create."""
     existing = lora_layers(model)
-    modules = dict(model.named_modules())
     if existing:
         _check_existing_layers(existing, config)
-        plan = [(n, lyr.rank, lyr.in_features, lyr.out_features, lyr) for n, lyr in existing]
-    else:
-        plan = []
-        for name in find_target_names(model, config):
-            lin = modules[name]
-            rank = pattern_value(name, config.rank_pattern, config.rank)
-            plan.append((name, rank, lin.in_features, lin.out_features, lin))
-    expected: dict[str, tuple[str, tuple]] = {}
-    adapted = [n for n, *_ in plan]
-    for name, rank, in_f, out_f, module in plan:
-        expected[f"{PREFIX}{name}.lora_A.weight"] = (f"{name}.lora_a.weight", (rank, in_f))
-        expected[f"{PREFIX}{name}.lora_B.weight"] = (f"{name}.lora_b.weight", (out_f, rank))
-        if config.use_dora:
-            expected[f"{PREFIX}{name}.lora_magnitude_vector"] = (f"{name}.magnitude", (out_f,))
-        bias = module.linear.bias if existing else module.bias
-        if config.bias in ("all", "lora_only") and bias is not None:
-            expected[f"{PREFIX}{name}.base_layer.bias"] = (f"{name}.linear.bias", (out_f,))
-    save_names = [
-        n
-        for n, _ in modules.items()
-        if n and any(name_matches(n, e) for e in config.modules_to_save)
-    ]
-    if config.bias == "all":
-        for name, module in modules.items():
-            b = module._parameters.get("bias")
-            inside = any(name == a or name.startswith(a + ".") for a in adapted)
-            if b is not None and not inside and name not in save_names:
-                key = f"{name}.bias" if name else "bias"
-                expected[PREFIX + key] = (key, b.shape)
-    for name in save_names:
-        for key, p in modules[name].named_parameters():
-            expected[f"{PREFIX}{name}.{key}"] = (f"{name}.{key}", p.shape)
-    return expected
+    return {e.peft_key: (e.name, e.shape) for e in adapter_manifest(model, config)}
 
 
 def _check_existing_layers(layers: list[tuple[str, Any]], config: LoRAConfig) -> None:
     """Loading into LoRA layers that exist: they must be the ones the config describes."""
     for name, layer in layers:
-        want = {
-            "rank": pattern_value(name, config.rank_pattern, config.rank),
-            "alpha": float(pattern_value(name, config.alpha_pattern, config.alpha)),
-            "use_rslora": config.use_rslora,
-            "use_dora": config.use_dora,
-        }
-        for attr, value in want.items():
-            if getattr(layer, attr) != value:
+        want = config.options_for(name)
+        for attr in ("rank", "alpha", "use_rslora", "use_dora"):
+            have, value = getattr(layer.options, attr), getattr(want, attr)
+            if have != value:
                 raise ValueError(
-                    f"the model's LoRA layer {name!r} has {attr}={getattr(layer, attr)!r}, "
+                    f"the model's LoRA layer {name!r} has {attr}={have!r}, "
                     f"the adapter has {value!r}"
                 )
 

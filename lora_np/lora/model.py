@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.lora.config import ALL_LINEAR, LoRAConfig, name_matches, pattern_value
-from lora_np.lora.layer import LoRALinear, check_lora_arguments
+from lora_np.checks import is_number
+from lora_np.lora.config import ALL_LINEAR, BIAS_MODES, LoRAConfig, name_matches
+from lora_np.lora.layer import LoRALinear, check_layer_rank
+from lora_np.lora.variants import trainable_parameters
 from lora_np.nn import Linear, Module, Parameter, linear_layers
 
 
@@ -98,9 +100,10 @@ def apply_lora(
 ) -> Module:
     """Replace the targeted Linear layers by LoRALinear in place; return ``model``.
 
-    Each layer gets rank ``rank_pattern``/``alpha_pattern`` override or the config's
-    values. Everything is checked before the model is touched. Afterwards only the
-    adapters (plus biases per ``config.bias`` and ``modules_to_save``) train.
+    Each layer gets its own options from the config (:meth:`LoRAConfig.options_for`: the
+    config's, with ``rank_pattern``/``alpha_pattern`` applied). Everything is checked
+    before the model is touched. Afterwards only the adapters (plus biases per
+    ``config.bias`` and ``modules_to_save``) train.
     """
     if not isinstance(config, LoRAConfig):
         raise TypeError(f"apply_lora expects a LoRAConfig, got {type(config).__name__}")
@@ -111,34 +114,19 @@ def apply_lora(
     plan = []
     for name in targets:
         linear = modules[name]
-        rank = pattern_value(name, config.rank_pattern, config.rank)
-        alpha = pattern_value(name, config.alpha_pattern, config.alpha)
         try:
-            check_lora_arguments(
-                linear.in_features, linear.out_features, rank, alpha, config.dropout
-            )
+            options = config.options_for(name)
+            check_layer_rank(options, linear.in_features, linear.out_features)
         except (TypeError, ValueError) as err:
             raise type(err)(f"layer {name!r}: {err}") from err
-        plan.append((name, linear, rank, alpha))
+        plan.append((name, linear, options))
     to_save = _match_names(model, config.modules_to_save, "modules_to_save")
     overlap = sorted(set(to_save) & set(targets))
     if overlap:
         raise ValueError(f"{overlap} are both LoRA targets and modules_to_save; choose one")
 
-    for name, linear, rank, alpha in plan:
-        layer = LoRALinear.from_linear(
-            linear,
-            rank,
-            alpha,
-            dropout=config.dropout,
-            init=config.init,
-            use_rslora=config.use_rslora,
-            use_dora=config.use_dora,
-            dora_detach_norm=config.dora_detach_norm,
-            freeze_a=config.freeze_a,
-            rng=rng,
-        )
-        _replace(model, name, layer)
+    for name, linear, options in plan:
+        _replace(model, name, LoRALinear.from_linear(linear, options=options, rng=rng))
     model.lora_config = config
     # the modules_to_save as they were, so that disable_adapter() can show the base model
     model._lora_originals = {
@@ -151,19 +139,17 @@ def apply_lora(
 def mark_only_lora_as_trainable(model: Module, bias: str = "none") -> Module:
     """Freeze every parameter except the adapters (loralib's name).
 
-    Trainable afterwards: each LoRALinear's B, A (unless LoRA-FA) and DoRA magnitude;
-    biases per ``bias`` ("none", "all": every bias, "lora_only": the adapted layers');
-    all parameters of the config's ``modules_to_save``.
+    Trainable afterwards: each LoRALinear's adapter as its variant lists it (B, A unless
+    LoRA-FA, DoRA's magnitude); biases per ``bias`` ("none", "all": every bias,
+    "lora_only": the adapted layers'); all parameters of the config's ``modules_to_save``.
     """
-    if bias not in ("none", "all", "lora_only"):
+    if bias not in BIAS_MODES:
         raise ValueError(f"bias must be 'none', 'all' or 'lora_only', got {bias!r}")
     for p in model.parameters():
         p.requires_grad = False
     for _, layer in lora_layers(model):
-        layer.lora_b.weight.requires_grad = True
-        layer.lora_a.weight.requires_grad = not layer.freeze_a
-        if layer.use_dora:
-            layer.magnitude.requires_grad = True
+        for p in trainable_parameters(layer):
+            p.requires_grad = True
         if bias == "lora_only" and layer.linear.bias is not None:
             layer.linear.bias.requires_grad = True
     if bias == "all":
@@ -198,39 +184,6 @@ def print_trainable_parameters(model: Module) -> None:
     trainable, total = count_parameters(model)
     share = 100.0 * trainable / total if total else 0.0
     print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {share:.4f}")
-
-
-def lora_state_dict(model: Module) -> dict[str, np.ndarray]:
-    """Just what fine-tuning changed (copies, with the model's own dotted names).
-
-    Adapters (``<layer>.lora_a.weight``, ``.lora_b.weight``, DoRA ``.magnitude``), the
-    biases that ``lora_config.bias`` trains, and the ``modules_to_save``. Load it back with
-    ``model.load_state_dict(sd, strict=False)``.
-    """
-    config = getattr(model, "lora_config", None)
-    bias = config.bias if config is not None else "none"
-    state: dict[str, np.ndarray] = {}
-    adapted = set()
-    for name, layer in lora_layers(model):
-        adapted.add(name)
-        for key in ("lora_a.weight", "lora_b.weight", "magnitude"):
-            if key == "magnitude" and not layer.use_dora:
-                continue
-            owner, _, attr = key.rpartition(".")
-            p = (layer.get_submodule(owner) if owner else layer)._parameters[attr]
-            state[f"{name}.{key}"] = p.data.copy()
-        if bias == "lora_only" and layer.linear.bias is not None:
-            state[f"{name}.linear.bias"] = layer.linear.bias.data.copy()
-    if bias == "all":
-        state.update({n: p.data.copy() for n, p in model.named_parameters() if _is_bias(n)})
-    for module_name in _modules_to_save(model):
-        module = model.get_submodule(module_name)
-        state.update({f"{module_name}.{k}": v for k, v in module.state_dict().items()})
-    return state
-
-
-def _is_bias(name: str) -> bool:
-    return name == "bias" or name.endswith(".bias")
 
 
 def _forget_lora(model: Module) -> None:
@@ -313,7 +266,7 @@ def lora_plus_param_groups(model: Module, lr: float, ratio: float = 16.0) -> lis
     biases and modules_to_save go in the first group). Empty groups are left out.
     """
     for label, value in (("lr", lr), ("ratio", ratio)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if not is_number(value) or not value > 0:
             raise ValueError(f"lora_plus_param_groups: {label} must be a number > 0, got {value!r}")
     b_ids = {id(layer.lora_b.weight) for _, layer in lora_layers(model)}
     fast = [p for p in model.parameters() if p.requires_grad and id(p) in b_ids]

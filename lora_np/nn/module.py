@@ -198,6 +198,18 @@ class Module:
             module = module._modules[part]
         return module
 
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``"lora_a.weight"``); a clear error if
+        absent."""
+        owner_name, _, name = target.rpartition(".")
+        owner = self.get_submodule(owner_name)
+        if name not in owner._parameter_names:
+            raise AttributeError(
+                f"{type(owner).__name__} has no parameter {name!r} (looking up {target!r}); "
+                f"it has {list(owner._parameter_names)}"
+            )
+        return owner.__dict__[name]
+
     # ----------------------------------------------------------------- modes and grads
     def train(self, mode: bool = True) -> Module:
         """Set ``training = mode`` on this module and every submodule (Dropout reads it)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lora_np.checks import is_int, is_positive_int
 from lora_np.nn import Module
 from lora_np.optim import OPTIMIZERS, make_optimizer
 from lora_np.progress import progress_counter
@@ -231,9 +232,7 @@ def _check_data(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 def _check_dims(dims: Sequence[int]) -> list[int]:
     values = list(dims)
-    if not values or any(
-        isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in values
-    ):
+    if not values or any(not is_positive_int(d) for d in values):
         raise ValueError(f"intrinsic_dimension: dims must be positive ints, got {values!r}")
     if sorted(set(values)) != values:
         raise ValueError(f"intrinsic_dimension: dims must be strictly increasing, got {values!r}")
@@ -242,9 +241,7 @@ def _check_dims(dims: Sequence[int]) -> list[int]:
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
     values = list(seeds)
-    if not values or any(
-        isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in values
-    ):
+    if not values or any(not is_int(s) or s < 0 for s in values):
         raise ValueError(f"intrinsic_dimension: seeds must be non-negative ints, got {values!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"intrinsic_dimension: seeds must be distinct, got {values!r}")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lora_np.checks import is_int
 from lora_np.nn import Module, Parameter, functional_call
 from lora_np.rng import get_rng
 from lora_np.subspace.projections import PROJECTIONS, Projection, make_projection
@@ -75,7 +76,7 @@ class SubspaceModel(Module):
         super().__init__()
         if not isinstance(model, Module):
             raise TypeError(f"SubspaceModel wraps a Module, got {type(model).__name__}")
-        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+        if not is_int(d):
             raise TypeError(f"SubspaceModel: d must be an int, got {d!r}")
         if projection not in PROJECTIONS:
             raise ValueError(

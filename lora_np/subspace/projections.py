@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from lora_np.checks import is_int
 from lora_np.rng import get_rng
 from lora_np.tensor import Function, Tensor
 
@@ -355,7 +356,7 @@ class Projection:
 
     def __init__(self, D: int, d: int, dtype: Any) -> None:
         for label, value in (("D", D), ("d", d)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            if not is_int(value):
                 raise TypeError(f"{type(self).__name__}: {label} must be an int, got {value!r}")
         if d < 1 or d > D:
             raise ValueError(
