@@ -1,4 +1,4 @@
-"""Tests for lora_np.experiments.intrinsic_dimension (issue 6, experiment 1).
+"""Tests for lora_np.experiments.intrinsic_dimension.
 
 The claims are asserted on one quick run (seed 0); the margins were chosen after running
 quick mode with seeds 0..4 (see the comments at each assertion for the measured range).

@@ -1,4 +1,4 @@
-"""LoRALinear: the seed's layout, hand-computed gradients, gradchecks of every path,
+"""LoRALinear: the reference module's layout, hand-computed gradients, gradchecks of every path,
 merging, the variants' invariants, and argument errors."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _randomise_b(layer: LoRALinear, seed: int = 1) -> None:
     layer.lora_b.weight.data = rng.standard_normal(layer.lora_b.weight.shape).astype(F64)
 
 
-# --------------------------------------------------------------------------- the seed's contract
+# ------------------------------------------------------------------ the reference module's contract
 
 
 def test_state_dict_keys_are_the_seeds():
@@ -46,7 +46,7 @@ def test_attributes_and_freezing_mirror_the_seed():
     layer = LoRALinear(6, 3, 2, 4.0, dropout=0.25, bias=True)
     assert (layer.rank, layer.alpha, layer.scaling) == (2, 4.0, 2.0)
     assert layer.dropout.p == 0.25
-    # the seed freezes linear.weight only; its bias stays trainable
+    # the reference module freezes linear.weight only; its bias stays trainable
     assert layer.linear.weight.requires_grad is False
     assert layer.linear.bias.requires_grad is True
     assert layer.lora_a.weight.requires_grad and layer.lora_b.weight.requires_grad
@@ -66,7 +66,7 @@ def test_init_is_kaiming_normal_a_sqrt5_and_zero_b():
 
 
 def test_seed_layout_state_dict_forward_and_gradients_by_hand():
-    """Load a state dict laid out like the seed's and compare with NumPy by hand."""
+    """Load a state dict laid out like the reference module's and compare with NumPy by hand."""
     rng = np.random.default_rng(3)
     in_f, out_f, r, alpha = 5, 4, 3, 6.0
     W, b = rng.standard_normal((out_f, in_f)), rng.standard_normal(out_f)

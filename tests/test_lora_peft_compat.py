@@ -1,10 +1,9 @@
-"""Side by side with PyTorch: the seed's own module, and PEFT reading/writing our adapters.
+"""Side by side with PyTorch: the reference PyTorch LoRALinear, and PEFT reading and
+writing our adapters.
 
-Optional: skipped unless torch and peft are installed (they are not dependencies). To run:
-
-    pip install torch==2.13.0 peft
-
-The seed module is read from ``shared/seed_lora_linear.py`` beside the repository.
+Needs torch and peft (the ``compat`` extra: ``pip install -e ".[dev,compat]"``); they are
+not dependencies of lora_np, so the module is skipped where they are missing. The
+reference module is ``reference/lora_linear.py`` in this repository.
 """
 
 from __future__ import annotations
@@ -29,27 +28,24 @@ from lora_np.lora import (  # noqa: E402
 from lora_np.nn import MLP  # noqa: E402
 from lora_np.tensor import Tensor  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SEED_FILE = REPO.parent / "shared" / "seed_lora_linear.py"
+REFERENCE_FILE = Path(__file__).resolve().parents[1] / "reference" / "lora_linear.py"
 SIZES = [4, 8, 8, 3]
 
 
-def _seed_module():
-    if not SEED_FILE.exists():
-        pytest.skip(f"the seed module is not at {SEED_FILE} (shared/ beside the repository)")
-    spec = importlib.util.spec_from_file_location("seed_lora_linear", SEED_FILE)
+def _reference_module():
+    spec = importlib.util.spec_from_file_location("reference_lora_linear", REFERENCE_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-# --------------------------------------------------------------------------- the seed module
+# --------------------------------------------------------------------------- the reference module
 
 
-def test_same_state_dict_forward_and_gradients_as_the_seed():
-    seed = _seed_module()
+def test_same_state_dict_forward_and_gradients_as_the_reference_module():
+    reference = _reference_module()
     torch.manual_seed(0)
-    theirs = seed.LoRALinear(5, 4, 3, 6.0, bias=True).double()
+    theirs = reference.LoRALinear(5, 4, 3, 6.0, bias=True).double()
     with torch.no_grad():
         theirs.lora_b.weight.normal_()
     ours = LoRALinear(5, 4, 3, 6.0, bias=True, dtype=np.float64)
@@ -78,10 +74,10 @@ def test_same_state_dict_forward_and_gradients_as_the_seed():
             np.testing.assert_allclose(mine, p.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_same_init_distribution_as_the_seed():
-    seed = _seed_module()
+def test_same_init_distribution_as_the_reference_module():
+    reference = _reference_module()
     torch.manual_seed(0)
-    theirs = seed.LoRALinear(300, 200, 64, 8.0)
+    theirs = reference.LoRALinear(300, 200, 64, 8.0)
     ours = LoRALinear(300, 200, 64, 8.0, rng=np.random.default_rng(0))
     assert np.all(ours.lora_b.weight.data == 0) and torch.all(theirs.lora_b.weight == 0)
     std_t = theirs.lora_a.weight.detach().numpy().std()

@@ -27,13 +27,15 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import lora_np
+from lora_np.experiments.common import QUICK_ENV
 from lora_np.files import write_atomic
 
-#: The repository checkout this package lives in (its ``notebooks/`` is the default).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-QUICK_ENV = "LORA_NP_QUICK"
+#: The default folder of notebooks: ``notebooks/`` in the current directory (a checkout).
+NOTEBOOK_DIR = Path("notebooks")
 KERNEL_NAME = "python3"
+#: The folder that holds the ``lora_np`` package this process runs; kernels import from it.
+PACKAGE_PARENT = Path(lora_np.__file__).resolve().parent.parent
 
 
 def find_notebooks(names: Sequence[str] = (), directory: Path | str = NOTEBOOK_DIR) -> list[Path]:
@@ -71,8 +73,9 @@ def find_notebooks(names: Sequence[str] = (), directory: Path | str = NOTEBOOK_D
 def _kernel_environment(quick: bool) -> Iterator[None]:
     """Set the environment the kernel inherits, and restore ours afterwards.
 
-    ``LORA_NP_QUICK`` is "1" or "0"; the checkout is put on ``PYTHONPATH`` so that
-    ``import lora_np`` finds this very package even without an install; matplotlib draws
+    ``LORA_NP_QUICK`` is "1" or "0"; the folder holding this very ``lora_np`` is put first
+    on ``PYTHONPATH``, so the kernel imports the package the runner runs (a checkout's,
+    even without an install); matplotlib draws
     inline, so figures are stored in the notebook. BLAS gets one thread unless the caller
     chose otherwise: the course's matrices are small, and on a 2-core machine BLAS worker
     threads cost more than they save (seen 10-100x slower on a busy machine).
@@ -82,7 +85,7 @@ def _kernel_environment(quick: bool) -> Iterator[None]:
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p
         ),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
@@ -151,7 +154,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dir",
         type=Path,
         default=NOTEBOOK_DIR,
-        help=f"directory holding the notebooks (default: {NOTEBOOK_DIR})",
+        help="directory holding the notebooks (default: notebooks/ in the current directory)",
     )
     parser.add_argument(
         "--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)"
@@ -165,7 +168,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not paths:
-        print(f"error: no notebooks found in {args.dir}", file=sys.stderr)
+        print(
+            f"error: no notebooks found in {args.dir.resolve()} (run from a checkout of the "
+            "repository, or give --dir)",
+            file=sys.stderr,
+        )
         return 2
     failed: list[str] = []
     mode = "quick" if args.quick else "full"

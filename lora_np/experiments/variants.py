@@ -1,12 +1,13 @@
 """LoRA, rsLoRA, DoRA, PiSSA and LoRA+ on one task, one budget — and what DoRA changes.
 
-The task (DESIGN.md §5, task b): the pretrained model is teacher A (32-64-64-10), the
-target is teacher B = A plus a planted rank-4 update of layer "2"; fine-tuning matches
-B's logits (mean squared error; distillation). Every variant gets adapters of rank 8 on
-both hidden layers ("0", "2"), α = 16, Adam, the same number of steps, the same batches
-and the same random A at the start (one generator seed for all runs). Each variant's
-learning rate is the best of one small grid, chosen on the *training* loss (mean of the
-last 10% of steps); test loss and test agreement with B's labels are then reported.
+The task (a teacher–student task, :mod:`lora_np.data.teacher_student`): the pretrained
+model is teacher A (32-64-64-10), the target is teacher B = A plus a planted rank-4 update
+of layer "2"; fine-tuning matches B's logits (mean squared error; distillation). Every
+variant gets adapters of rank 8 on both hidden layers ("0", "2"), α = 16, Adam, the same
+number of steps, the same batches and the same random A at the start (one generator seed
+for all runs). Each variant's learning rate is the best of one small grid, chosen on the
+*training* loss (mean of the last 10% of steps); test loss and test agreement with B's
+labels are then reported.
 
 The variants (all options of :class:`lora_np.lora.LoRALinear`):
 

@@ -35,9 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load as load_safetensors
-from safetensors.numpy import save as save_safetensors
 
 from lora_np.files import write_atomic
 from lora_np.lora.config import LoRAConfig
@@ -138,6 +135,8 @@ def save_adapter(model: Module, directory: str | os.PathLike[str]) -> Path:
     config = adapter_config(model)
     tensors = adapter_tensors(model)
     directory.mkdir(parents=True, exist_ok=True)
+    from safetensors.numpy import save as save_safetensors  # loaded when an adapter is saved
+
     weights = save_safetensors(tensors)
     config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     write_atomic(directory / WEIGHTS_NAME, lambda f: f.write(weights), "wb")
@@ -195,6 +194,9 @@ def read_adapter_config(path: str | os.PathLike[str]) -> LoRAConfig:
 
 def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read ``adapter_model.safetensors``; a truncated or corrupt file is a ValueError."""
+    from safetensors import SafetensorError  # loaded when an adapter is read
+    from safetensors.numpy import load as load_safetensors
+
     path = Path(path)
     try:
         data = path.read_bytes()
