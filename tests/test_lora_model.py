@@ -40,7 +40,7 @@ def _perturb(model: Module, seed: int = 2) -> None:
     rng = np.random.default_rng(seed)
     for _, layer in lora_layers(model):
         layer.lora_b.weight.data = rng.standard_normal(layer.lora_b.weight.shape)
-        if layer.use_dora:
+        if layer.options.use_dora:
             layer.magnitude.data = layer.magnitude.data * rng.uniform(0.5, 1.5, layer.out_features)
 
 

@@ -183,6 +183,8 @@ class LoRALinear(Module):
         self.linear.weight.data = residual.astype(weight.dtype)
 
     # ----------------------------------------------------------------- the options
+    # (rank, alpha and scaling as attributes, as in the reference module; the other
+    # settings are read from ``options``)
     @property
     def rank(self) -> int:
         return self.options.rank
@@ -195,26 +197,6 @@ class LoRALinear(Module):
     def scaling(self) -> float:
         """s = α/r (α/√r with rsLoRA)."""
         return self.options.scaling
-
-    @property
-    def use_rslora(self) -> bool:
-        return self.options.use_rslora
-
-    @property
-    def use_dora(self) -> bool:
-        return self.options.use_dora
-
-    @property
-    def dora_detach_norm(self) -> bool:
-        return self.options.dora_detach_norm
-
-    @property
-    def freeze_a(self) -> bool:
-        return self.options.freeze_a
-
-    @property
-    def init(self) -> str:
-        return self.options.init
 
     # ----------------------------------------------------------------- the update
     def delta_weight(self) -> np.ndarray:
@@ -277,12 +259,12 @@ class LoRALinear(Module):
             f"alpha={self.alpha:g}",
             f"scaling={self.scaling:g}",
         ]
-        if self.use_rslora:
+        if self.options.use_rslora:
             parts.append("rslora")
         if self.variant.name != "lora":
             parts.append(self.variant.name)
-        if self.init != "kaiming":
-            parts.append(f"init={self.init}")
+        if self.options.init != "kaiming":
+            parts.append(f"init={self.options.init}")
         if self.merged:
             parts.append("merged")
         return ", ".join(parts)
