@@ -19,7 +19,7 @@ W and b and trains, on the adapted layers, ``z = h·Wᵀ + b + s·(h·Aᵀ)·B�
 * ``dL/dB = s·Gᵀ·u`` with ``u = h·Aᵀ``;  ``dL/du = s·G·B``;  ``dL/dA = (dL/du)ᵀ·h``
 * ``dL/dh = G·W + (dL/du)·A``   (not computed for the first layer: x needs no gradient)
 
-These are the reference, not part of the library: nothing else imports them.
+They are the benchmark's reference, not part of the library: only the bench imports them.
 """
 
 from __future__ import annotations
