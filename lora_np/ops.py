@@ -10,8 +10,9 @@ arrays its VJP reads, and only for the inputs that need a gradient
 (``self.needs_input_grad``, set before forward runs): what it does not keep can be freed
 as soon as the forward pass no longer uses it.
 
-Everything not listed here (subtraction, mean, softmax, cross-entropy, MSE, ...) is
-composed from these, so it needs no backward of its own.
+Everything not listed here (subtraction, mean, softmax, MSE, ...) is composed from
+these, so it needs no backward of its own. :class:`SoftmaxCrossEntropy` is the one
+fused loss: the same numbers as its composite (log_softmax, pick, mean) in one node.
 """
 
 from __future__ import annotations
@@ -412,6 +413,70 @@ class LogSoftmax(Function):
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+
+#: the reductions a loss accepts: the mean over rows, the sum, or one value per row
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class SoftmaxCrossEntropy(Function):
+    """Cross-entropy of logits z (N, C) against class ids y (N,), fused and stable.
+
+    lᵢ = −log softmax(zᵢ)[yᵢ] = logsumexp(zᵢ) − z[i, yᵢ] (the row maximum is subtracted
+    before exp, so any logits are fine); out = Σᵢ lᵢ / N (``reduction="mean"``),
+    Σᵢ lᵢ (``"sum"``) or the vector l (``"none"``). ``labels`` is a setting (a constant).
+
+    VJP: dL/dz = (softmax(z) − onehot(y)) · G/N for the mean (· G for the sum; row i
+    times Gᵢ for ``"none"``).
+
+    Saves: the log-probabilities log softmax(z) (the VJP's softmax is their exp), if z
+    needs a gradient; the labels are a setting.
+
+    The same values as the composite ``log_softmax``, pick ``[i, yᵢ]``, mean (see
+    ``nn.functional.composite_cross_entropy``): the same NumPy operations, in one node
+    instead of four, and without the composite's scatter of G into an (N, C) array.
+    """
+
+    def __init__(self, labels: np.ndarray, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+            )
+        self.labels, self.reduction = labels, reduction
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        if z.ndim != 2 or self.labels.shape != z.shape[:1] or z.shape[0] == 0:
+            raise ValueError(
+                f"SoftmaxCrossEntropy needs logits (N, C) with N > 0 and N labels, got "
+                f"logits {z.shape} and labels {self.labels.shape}"
+            )
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if self.needs_input_grad[0]:
+            self.log_probs = log_probs
+        picked = log_probs[np.arange(z.shape[0]), self.labels]  # log p(yᵢ | zᵢ), one per row
+        if self.reduction == "none":
+            return -picked
+        if self.reduction == "sum":
+            return (-picked).sum()
+        return -(picked.sum() * _one_over(z.shape[0], log_probs.dtype))  # −(1/N)·Σᵢ log p
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        rows = np.arange(self.log_probs.shape[0])
+        if self.reduction == "none":  # row i scaled by its own Gᵢ
+            gz = np.exp(self.log_probs) * grad[:, None]
+            gz[rows, self.labels] -= grad
+        else:  # one scale for every row: G/N for the mean, G for the sum
+            n = self.log_probs.shape[0]
+            k = grad * _one_over(n, self.log_probs.dtype) if self.reduction == "mean" else grad
+            gz = np.exp(self.log_probs) * k
+            gz[rows, self.labels] -= k
+        return (gz,)
+
+
+def _one_over(n: int, dtype: np.dtype) -> np.ndarray:
+    """1/n rounded once to ``dtype``: the mean's factor, the same in forward and backward."""
+    return np.asarray(1.0 / n, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- shape

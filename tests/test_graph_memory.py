@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lora_np import nn
+from lora_np import nn, ops
 from lora_np.lora import LoRALinear
 from lora_np.nn import functional as F
 from lora_np.tensor import Function, Tensor, no_grad
@@ -229,3 +229,10 @@ def test_retain_graph_keeps_what_backward_needs() -> None:
     assert all_saved_arrays(loss)
     loss.backward()
     np.testing.assert_allclose(x.grad, 2 * np.exp(x.data))
+
+
+def test_the_fused_cross_entropy_is_one_node() -> None:
+    z = leaf(4, 3)
+    loss = F.cross_entropy(z, np.array([0, 2, 1, 1]))
+    (fn,) = graph_functions(loss)
+    assert isinstance(fn, ops.SoftmaxCrossEntropy) and fn.next_nodes == (z,)

@@ -42,6 +42,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 import lora_np
 from lora_np import ops, projections
 from lora_np.gradcheck import gradcheck
+from lora_np.nn import functional as F
 from lora_np.tensor import Function, Tensor
 
 Case = tuple[tuple[Any, ...], dict[str, Any]]
@@ -210,6 +211,14 @@ def _catalogue(rng: np.random.Generator) -> dict[type[Function], list[Case]]:
             ((r(2, 3, 4),), {"index": (Ellipsis, None, 1)}),
             ((r(5, 4),), {"index": Tensor(np.array([4, 0, 4]))}),
         ],
+        ops.SoftmaxCrossEntropy: [
+            ((r(4, 5),), {"labels": np.array([0, 4, 2, 2]), "reduction": reduction})
+            for reduction in ops.REDUCTIONS
+        ]
+        + [
+            ((logits,), {"labels": np.array([0, 1, 2, 3]), "reduction": "mean"}),
+            ((r(1, 3),), {"labels": np.array([1]), "reduction": "mean"}),
+        ],
         projections.DenseProject: [
             ((r(3),), {"matrix": projections.draw_dense(7, 3, np.float64, rng)}),
             ((r(1),), {"matrix": projections.draw_dense(5, 1, np.float64, rng)}),
@@ -262,7 +271,7 @@ def test_primitives_include_every_ops_and_projections_primitive() -> None:
         if isinstance(obj, type) and issubclass(obj, Function) and obj is not Function
     }
     assert defined <= set(primitives())
-    assert {ops.Add, ops.MatMul, ops.LogSoftmax, projections.FastfoodProject} <= defined
+    assert {ops.Add, ops.MatMul, ops.SoftmaxCrossEntropy, projections.FastfoodProject} <= defined
 
 
 class _DefinedInATest(Function):
@@ -617,6 +626,75 @@ def test_log_softmax_backward() -> None:
     np.testing.assert_allclose(gx, g - softmax * g.sum(axis=-1, keepdims=True))
     _, (gx,) = vjp(ops.LogSoftmax, (np.array([[1e3, 1e3, -1e3]]),), np.array([[1.0, 0, 0]]))
     np.testing.assert_allclose(gx, [[0.5, -0.5, 0.0]])
+
+
+def test_softmax_cross_entropy_backward_is_softmax_minus_onehot() -> None:
+    z, y = RNG.standard_normal((4, 3)), np.array([2, 0, 0, 1])
+    softmax = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[y]
+    per_row = -np.log(softmax[np.arange(4), y])
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), np.array(2.0), labels=y, reduction="mean")
+    np.testing.assert_allclose(out, per_row.mean())
+    np.testing.assert_allclose(gz, (softmax - onehot) * 2.0 / 4)
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), np.array(2.0), labels=y, reduction="sum")
+    np.testing.assert_allclose(out, per_row.sum())
+    np.testing.assert_allclose(gz, (softmax - onehot) * 2.0)
+    g = RNG.standard_normal(4)
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), g, labels=y, reduction="none")
+    np.testing.assert_allclose(out, per_row)
+    np.testing.assert_allclose(gz, (softmax - onehot) * g[:, None])
+
+
+def test_softmax_cross_entropy_saves_the_log_probabilities_only_when_needed() -> None:
+    z, y = RNG.standard_normal((4, 3)), np.array([2, 0, 0, 1])
+    fn = ops.SoftmaxCrossEntropy(labels=y)
+    fn.needs_input_grad = (True,)
+    fn.forward(z)
+    np.testing.assert_allclose(np.exp(fn.log_probs).sum(axis=1), 1.0)
+    saved = [name for name, v in vars(fn).items() if isinstance(v, np.ndarray)]
+    assert sorted(saved) == ["labels", "log_probs"]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_fused_cross_entropy_equals_the_composite(
+    reduction: str, dtype: type, scale: float
+) -> None:
+    """The same NumPy operations in one node: equal values and gradients, not just close."""
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((16, 7)) * scale).astype(dtype)
+    y = rng.integers(0, 7, size=16)
+    upstream = rng.standard_normal(16 if reduction == "none" else ()).astype(dtype)
+    results = []
+    for loss_fn in (F.cross_entropy, F.composite_cross_entropy):
+        t = Tensor(z.copy(), requires_grad=True)
+        loss = loss_fn(t, y, reduction=reduction)
+        loss.backward(upstream)
+        results.append((loss, t.grad))
+    (fused, fused_grad), (composite, composite_grad) = results
+    assert fused.dtype == composite.dtype == dtype
+    assert type(fused._ctx) is ops.SoftmaxCrossEntropy
+    np.testing.assert_array_equal(fused.data, composite.data)
+    np.testing.assert_array_equal(fused_grad, composite_grad)
+    assert np.all(np.isfinite(fused_grad))
+
+
+@pytest.mark.parametrize("loss_fn", [F.cross_entropy, F.composite_cross_entropy])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_of_an_empty_batch_raises(loss_fn: Any, reduction: str) -> None:
+    empty = Tensor(np.zeros((0, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"the batch is empty \(logits of shape \(0, 3\)\)"):
+        loss_fn(empty, np.zeros(0, dtype=np.int64), reduction=reduction)
+
+
+def test_gradcheck_composite_cross_entropy() -> None:
+    labels = np.array([3, 0, 1, 3, 2, 1])
+    z = np.random.default_rng(6).standard_normal((6, 4))
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(
+            lambda t, r=reduction: F.composite_cross_entropy(t, labels, reduction=r), [z]
+        )
 
 
 def test_reshape_backward() -> None:
