@@ -43,6 +43,9 @@ ArrayLike = Any
 
 _GRAD_ENABLED = True
 
+#: dtype kinds a Tensor may hold: bool, signed and unsigned integers, floating point
+_NUMERIC_KINDS = "biuf"
+
 
 def is_grad_enabled() -> bool:
     """True unless inside a :func:`no_grad` block."""
@@ -178,7 +181,9 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     ``Tensor(data, requires_grad=False)``: ``data`` is converted with ``np.asarray`` and
-    keeps its dtype. Only floating-point tensors may require a gradient.
+    keeps its dtype, which must be numeric (bool, integer or floating point; strings,
+    objects and complex numbers raise TypeError). Only floating-point tensors may
+    require a gradient.
     """
 
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
@@ -187,6 +192,11 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         self.data: np.ndarray = np.asarray(data)
+        if self.data.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(
+                "a Tensor holds bool, integer or floating-point numbers; got dtype "
+                f"{self.data.dtype} (from {type(data).__name__})"
+            )
         self.grad: np.ndarray | None = None
         self._ctx: Function | None = None
         self._requires_grad = False

@@ -146,6 +146,26 @@ def test_backward_without_requires_grad_raises() -> None:
         (Tensor(np.ones(3)) * 2.0).sum().backward()
 
 
+@pytest.mark.parametrize(
+    ("data", "dtype"),
+    [
+        (["a", "b"], "<U1"),
+        (np.array([1, None], dtype=object), "object"),
+        ([1 + 2j], "complex128"),
+        (None, "object"),
+        (np.array([b"x"]), "|S1"),
+    ],
+)
+def test_a_tensor_holds_numbers_only(data: object, dtype: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(f"got dtype {dtype}")):
+        Tensor(data)
+
+
+def test_numeric_dtypes_are_accepted() -> None:
+    for dtype in (np.bool_, np.int8, np.int64, np.uint8, np.uint64, np.float16, np.float64):
+        assert Tensor(np.zeros(2, dtype=dtype)).dtype == dtype
+
+
 def test_integer_tensor_cannot_require_grad() -> None:
     with pytest.raises(TypeError, match=r"floating-point.*int64"):
         Tensor(np.arange(3), requires_grad=True)
