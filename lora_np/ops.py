@@ -325,8 +325,10 @@ class Linear(Function):
         gx = grad @ self.w if needs[0] else None
         gw = None
         if needs[1]:
-            rows = grad.reshape(-1, grad.shape[-1])  # (rows, out)
-            gw = rows.T @ self.x.reshape(-1, self.x.shape[-1])  # (out, in)
+            g, x = grad, self.x
+            if x.ndim != 2:  # leading axes are rows: G (rows, out) and x (rows, in)
+                g, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+            gw = g.T @ x  # (out, in)
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (grad if needs[2] else None)

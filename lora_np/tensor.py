@@ -82,11 +82,14 @@ class Function:
     input's shape. Non-tensor settings (an axis, an exponent) go to ``__init__``. Each
     primitive's docstring states its VJP and what it saves, and why.
 
-    When a call is recorded, :meth:`apply` also sets, for each input ``i``:
+    When a call is recorded, :meth:`apply` also sets
 
-    * ``next_nodes[i]``: where its gradient goes — the :class:`Function` that made the
-      input, the input itself if it is a leaf that requires a gradient, or ``None``;
-    * ``input_shapes[i]``, ``input_dtypes[i]``: what that gradient must look like.
+    * ``next_nodes[i]``: where the gradient of input ``i`` goes — the :class:`Function`
+      that made the input, the input itself if it is a leaf that requires a gradient, or
+      ``None``;
+    * ``output_shape``, ``output_dtype``: those of the output, which the gradient sent
+      back to this function must have (an input's shape is thus recorded by the function
+      that made it, or is the leaf's own).
 
     The function holds neither its output nor the intermediate tensors it was given.
 
@@ -96,8 +99,8 @@ class Function:
 
     needs_input_grad: tuple[bool, ...] = ()
     next_nodes: tuple[Node | None, ...] = ()
-    input_shapes: tuple[tuple[int, ...], ...] = ()
-    input_dtypes: tuple[np.dtype, ...] = ()
+    output_shape: tuple[int, ...] = ()
+    output_dtype: np.dtype | None = None
     _released = False  # True once release() has dropped what backward needed
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
@@ -110,18 +113,22 @@ class Function:
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         """Run the primitive on tensors and, if any input needs a gradient, record it."""
         tensors = _as_tensors(inputs)
+        arrays = [t.data for t in tensors]
         fn = cls(**settings)
         if _GRAD_ENABLED:
-            fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
+            needs = fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
         else:
-            fn.needs_input_grad = (False,) * len(tensors)
-        out = Tensor(fn.forward(*[t.data for t in tensors]))
-        if any(fn.needs_input_grad):
+            needs = fn.needs_input_grad = (False,) * len(tensors)
+        out = Tensor(fn.forward(*arrays))
+        if True in needs:  # record the call
             out.requires_grad = True  # (the setter checks that the output is floating-point)
             out._ctx = fn
-            fn.next_nodes = tuple([_gradient_goes_to(t) for t in tensors])
-            fn.input_shapes = tuple([t.data.shape for t in tensors])
-            fn.input_dtypes = tuple([t.data.dtype for t in tensors])
+            # each input's gradient goes to the function that made it, to the input itself
+            # if it is a leaf, or (if it needs no gradient) nowhere
+            fn.next_nodes = tuple(
+                [(t if t._ctx is None else t._ctx) if t._requires_grad else None for t in tensors]
+            )
+            fn.output_shape, fn.output_dtype = out.data.shape, out.data.dtype
         return out
 
     def release(self) -> None:
@@ -139,13 +146,6 @@ class Function:
 
 #: What a gradient is sent to: the function that made an input, or a leaf tensor.
 Node = Union[Function, "Tensor"]
-
-
-def _gradient_goes_to(t: Tensor) -> Node | None:
-    """Where the gradient for input ``t`` goes: its function, itself (a leaf), or nowhere."""
-    if not t._requires_grad:
-        return None
-    return t if t._ctx is None else t._ctx
 
 
 def _first_tensor(values: tuple[Any, ...]) -> Tensor | None:
@@ -172,6 +172,8 @@ def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if like.dtype.kind == "f":  # a float tensor keeps its dtype (np.result_type's answer)
+            return Tensor(np.asarray(value, dtype=like.dtype))
         weak = float(value) if isinstance(value, float) else int(value)  # np.float64 too
         return Tensor(np.asarray(value, dtype=np.result_type(like.dtype, weak)))
     return Tensor(np.asarray(value))
@@ -312,7 +314,7 @@ class Tensor:
                     f"got shape {self.shape}. Pass grad= of that shape, or reduce first "
                     "(e.g. .sum())"
                 )
-            return np.ones_like(self.data)
+            return np.ones(self.data.shape, dtype=self.data.dtype)
         seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
         if seed.shape != self.shape:
             raise ValueError(
@@ -453,13 +455,17 @@ def _send_input_gradients(fn: Function, grad: np.ndarray, grads: dict[Node, np.n
         if node is None or returned is None:
             continue
         g = returned if isinstance(returned, np.ndarray) else np.asarray(returned)
-        if g.shape != fn.input_shapes[i]:
-            g = _sum_to_shape(g, fn.input_shapes[i], type(fn).__name__, i)
-        if g.dtype != fn.input_dtypes[i]:
-            g = g.astype(fn.input_dtypes[i])
+        leaf = isinstance(node, Tensor)
+        shape, dtype = (
+            (node.data.shape, node.data.dtype) if leaf else (node.output_shape, node.output_dtype)
+        )
+        if g.shape != shape:
+            g = _sum_to_shape(g, shape, type(fn).__name__, i)
+        if g.dtype != dtype:
+            g = g.astype(dtype)
         if node in grads:
             grads[node] = grads[node] + g  # a new array: the sum of two contributions
-        elif isinstance(node, Tensor) and g is returned and not _new_from(fn, grad, input_grads, g):
+        elif leaf and g is returned and not _new_from(fn, grad, input_grads, g):
             grads[node] = g.copy()  # a leaf's gradient is its own array
         else:
             grads[node] = g
@@ -470,18 +476,17 @@ def _new_from(fn: Function, grad: np.ndarray, input_grads: tuple[Any, ...], g: n
     array that this call made and nothing else refers to: a leaf may keep it without a
     copy (PyTorch does so too).
 
-    Plain tests, no reference counting: ``g`` owns its memory (it is not a view, such as
+    Plain tests, no reference counting: ``g`` is not a view of another array (such as
     Reshape's), it is not the upstream gradient itself (which Add passes on to both of its
     inputs, and which may be the seed you passed), it was returned for one input only,
     and it is not an array ``fn`` holds as an attribute. The rest is the contract of
     :class:`Function`: ``backward`` does not return an array held anywhere else.
     """
-    return (
-        g.flags.owndata
-        and g is not grad
-        and sum(returned is g for returned in input_grads) == 1
-        and all(value is not g for value in vars(fn).values())
-    )
+    if g.base is not None or g is grad:  # a view, or the gradient it was given
+        return False
+    if len([returned for returned in input_grads if returned is g]) > 1:  # to two inputs
+        return False
+    return not [value for value in vars(fn).values() if value is g]  # not kept by fn
 
 
 def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...], op: str, index: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def _checked_labels(
     y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if logits.ndim != 2:
         raise ValueError(f"{name}: logits must be (N, C), got shape {logits.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":  # signed or unsigned integers (not bool)
         raise TypeError(f"{name}: labels must be integers (class ids), got dtype {y.dtype}")
     n, c = logits.shape
     if y.shape != (n,):
