@@ -444,8 +444,12 @@ def test_the_seed_passed_to_backward_is_copied() -> None:
     x.backward(seed)
     assert not np.shares_memory(x.grad, seed)
     (x + 0.0).backward(seed)
+    y = Tensor(np.ones(3), requires_grad=True)
+    (y + 0.0).backward(seed)  # Add passes the seed itself on to its inputs
+    assert not np.shares_memory(y.grad, seed)
     seed[:] = 0
     np.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(y.grad, [1.0, 2.0, 3.0])
 
 
 def test_a_gradient_that_a_function_keeps_is_copied() -> None:
