@@ -140,7 +140,7 @@ class Exp(Function):
 class Log(Function):
     """out = log(a) (natural).  VJP: dL/da = G / a.
 
-    Saves: a.
+    Saves: a (the VJP divides by it).
     """
 
     def forward(self, a: np.ndarray) -> np.ndarray:

@@ -645,7 +645,7 @@ def test_softmax_cross_entropy_backward_is_softmax_minus_onehot() -> None:
     np.testing.assert_allclose(gz, (softmax - onehot) * g[:, None])
 
 
-def test_softmax_cross_entropy_saves_the_log_probabilities_only_when_needed() -> None:
+def test_softmax_cross_entropy_saves_the_log_probabilities() -> None:
     z, y = RNG.standard_normal((4, 3)), np.array([2, 0, 0, 1])
     fn = ops.SoftmaxCrossEntropy(labels=y)
     fn.needs_input_grad = (True,)
