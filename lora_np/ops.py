@@ -5,8 +5,14 @@ shape; each backward returns the vector-Jacobian product ``dL/d(input) = G · d(
 When an input was broadcast in forward, its gradient may come back in the output's
 shape: the engine (``tensor._sum_to_shape``) sums it back, in one place for all ops.
 
-Everything not listed here (subtraction, mean, softmax, cross-entropy, MSE, ...) is
-composed from these, so it needs no backward of its own.
+"Saves:" says what forward keeps for backward, and why. A primitive keeps only the
+arrays its VJP reads, and only for the inputs that need a gradient
+(``self.needs_input_grad``, set before forward runs): what it does not keep can be freed
+as soon as the forward pass no longer uses it.
+
+Everything not listed here (subtraction, mean, softmax, MSE, ...) is composed from
+these, so it needs no backward of its own. :class:`SoftmaxCrossEntropy` is the one
+fused loss: the same numbers as its composite (log_softmax, pick, mean) in one node.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from lora_np.tensor import Function, Tensor
 
 
 class Add(Function):
-    """out = a + b (broadcasting).  VJP: dL/da = G, dL/db = G (summed to shape)."""
+    """out = a + b (broadcasting).  VJP: dL/da = G, dL/db = G (summed to shape).
+
+    Saves: nothing (the engine knows the input shapes to sum G back to).
+    """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b
@@ -31,7 +40,10 @@ class Add(Function):
 
 
 class Neg(Function):
-    """out = -a.  VJP: dL/da = -G."""
+    """out = -a.  VJP: dL/da = -G.
+
+    Saves: nothing.
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         return -a
@@ -41,10 +53,17 @@ class Neg(Function):
 
 
 class Mul(Function):
-    """out = a * b (elementwise, broadcasting).  VJP: dL/da = G * b, dL/db = G * a."""
+    """out = a * b (elementwise, broadcasting).  VJP: dL/da = G * b, dL/db = G * a.
+
+    Saves: b if a needs a gradient (dL/da = G·b); a if b needs one (dL/db = G·a).
+    """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a, self.b = a, b
+        needs_a, needs_b = self.needs_input_grad
+        if needs_a:
+            self.b = b
+        if needs_b:
+            self.a = a
         return a * b
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -54,12 +73,19 @@ class Mul(Function):
 
 
 class Div(Function):
-    """out = a / b.  VJP: dL/da = G / b, dL/db = -G * a / b² = -G * out / b."""
+    """out = a / b.  VJP: dL/da = G / b, dL/db = -G * a / b² = -G * out / b.
+
+    Saves: b if either input needs a gradient (both VJPs divide by b); out if b needs one.
+    """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.b = b
-        self.out = a / b
-        return self.out
+        out = a / b
+        needs_a, needs_b = self.needs_input_grad
+        if needs_a or needs_b:
+            self.b = b
+        if needs_b:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         ga = grad / self.b if self.needs_input_grad[0] else None
@@ -68,7 +94,10 @@ class Div(Function):
 
 
 class Pow(Function):
-    """out = a ** p for a constant scalar p.  VJP: dL/da = G * p * a^(p-1)."""
+    """out = a ** p for a constant scalar p.  VJP: dL/da = G * p * a^(p-1).
+
+    Saves: a (the VJP evaluates a^(p-1)).
+    """
 
     def __init__(self, exponent: float) -> None:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
@@ -79,7 +108,8 @@ class Pow(Function):
         self.p = exponent
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.a = a
+        if self.needs_input_grad[0]:
+            self.a = a
         return a**self.p
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
@@ -92,21 +122,30 @@ class Pow(Function):
 
 
 class Exp(Function):
-    """out = exp(a).  VJP: dL/da = G * out."""
+    """out = exp(a).  VJP: dL/da = G * out.
+
+    Saves: out (the VJP reads the output, not a).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.out = np.exp(a)
-        return self.out
+        out = np.exp(a)
+        if self.needs_input_grad[0]:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad * self.out,)
 
 
 class Log(Function):
-    """out = log(a) (natural).  VJP: dL/da = G / a."""
+    """out = log(a) (natural).  VJP: dL/da = G / a.
+
+    Saves: a (the VJP divides by it).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.a = a
+        if self.needs_input_grad[0]:
+            self.a = a
         return np.log(a)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
@@ -114,44 +153,63 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    """out = √a.  VJP: dL/da = G / (2·out)."""
+    """out = √a.  VJP: dL/da = G / (2·out).
+
+    Saves: out (the VJP reads the output, not a).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.out = np.sqrt(a)
-        return self.out
+        out = np.sqrt(a)
+        if self.needs_input_grad[0]:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad / (2 * self.out),)
 
 
 class Tanh(Function):
-    """out = tanh(a).  VJP: dL/da = G * (1 - out²)."""
+    """out = tanh(a).  VJP: dL/da = G * (1 - out²).
+
+    Saves: out (the VJP reads the output, not a).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.out = np.tanh(a)
-        return self.out
+        out = np.tanh(a)
+        if self.needs_input_grad[0]:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad * (1 - self.out * self.out),)
 
 
 class Sigmoid(Function):
-    """out = σ(a) = 1 / (1 + e^(-a)), computed stably.  VJP: dL/da = G * out * (1 - out)."""
+    """out = σ(a) = 1 / (1 + e^(-a)), computed stably.  VJP: dL/da = G * out * (1 - out).
+
+    Saves: out (the VJP reads the output, not a).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         # exp(-log(1 + e^-a)) never overflows, for either sign of a
-        self.out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
-        return self.out
+        out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        if self.needs_input_grad[0]:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad * self.out * (1 - self.out),)
 
 
 class ReLU(Function):
-    """out = max(a, 0).  VJP: dL/da = G * [a > 0] (the subgradient 0 is taken at a = 0)."""
+    """out = max(a, 0).  VJP: dL/da = G * [a > 0] (the subgradient 0 is taken at a = 0).
+
+    Saves: the mask [a > 0] (booleans: a quarter of a float32 array, and a itself can go).
+    """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
-        self.mask = a > 0
+        if self.needs_input_grad[0]:
+            self.mask = a > 0
         return np.maximum(a, 0)  # NaN stays NaN (np.where(a > 0, a, 0) would hide it)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
@@ -167,6 +225,9 @@ class MatMul(Function):
     VJP (2-D): dL/da = G · bᵀ,  dL/db = aᵀ · G.  Batched: the same on the last two axes;
     the engine sums over batch axes that were broadcast. A 1-D operand is treated as a
     row (a) or a column (b) vector and the added axis is removed again from its gradient.
+
+    Saves: b if a needs a gradient (dL/da = G·bᵀ); a if b needs one (dL/db = aᵀ·G); and
+    the operands' numbers of axes.
     """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -189,31 +250,42 @@ class MatMul(Function):
                 f"matmul shape mismatch: {a.shape} @ {b.shape} (the batch axes "
                 f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast)"
             ) from None
-        self.a, self.b = a, b
+        needs_a, needs_b = self.needs_input_grad
+        self.a_ndim, self.b_ndim = a.ndim, b.ndim
+        if needs_a:
+            self.b = b
+        if needs_b:
+            self.a = a
+            # b is a transposed view (x @ W.T): see backward
+            self.b_transposed = (
+                a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous
+            )
         return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        a, b = self.a, self.b
-        a2 = a[None, :] if a.ndim == 1 else a  # row vector
-        b2 = b[:, None] if b.ndim == 1 else b  # column vector
+        needs_a, needs_b = self.needs_input_grad
         g = grad  # put back the axes that the 1-D operands removed from the output
-        if b.ndim == 1:
+        if self.b_ndim == 1:
             g = np.expand_dims(g, -1)  # (..., m) -> (..., m, 1)
-        if a.ndim == 1:
+        if self.a_ndim == 1:
             g = np.expand_dims(g, -2)  # (..., n) -> (..., 1, n); for 1-D @ 1-D: () -> (1, 1)
         ga = gb = None
-        if self.needs_input_grad[0]:
+        if needs_a:
+            b = self.b
+            b2 = b[:, None] if b.ndim == 1 else b  # column vector
             ga = g @ np.swapaxes(b2, -1, -2)
-            if a.ndim == 1:
+            if self.a_ndim == 1:
                 ga = ga[..., 0, :]
-        if self.needs_input_grad[1]:
-            if a.ndim == 2 and b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
-                # b is a transposed view (x @ W.T): (Gᵀ·a)ᵀ is the same aᵀ·G, laid out so
-                # that W's gradient comes back C-ordered (no strided copy at the leaf)
+        if needs_b:
+            a = self.a
+            if self.b_transposed:
+                # (Gᵀ·a)ᵀ is the same aᵀ·G, laid out so that W's gradient comes back
+                # C-ordered (no strided copy at the leaf)
                 gb = (g.T @ a).T
             else:
+                a2 = a[None, :] if a.ndim == 1 else a  # row vector
                 gb = np.swapaxes(a2, -1, -2) @ g
-            if b.ndim == 1:
+            if self.b_ndim == 1:
                 gb = gb[..., 0]
         return ga, gb
 
@@ -227,12 +299,19 @@ class Linear(Function):
     The same numbers as ``x @ W.T + b`` through Transpose, MatMul and Add, in one node
     instead of three (a third of the engine's bookkeeping per layer), with dL/dW computed
     directly in W's (out, in) layout. ``nn.functional.linear`` uses it.
+
+    Saves: x if W needs a gradient (dL/dW = Gᵀ·x); W if x needs one (dL/dx = G·W). So a
+    frozen layer does not keep its input alive, and the first layer does not keep W.
     """
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         if w.ndim != 2:
             raise ValueError(f"Linear needs a weight of shape (out, in), got shape {w.shape}")
-        self.x, self.w = x, w
+        needs = self.needs_input_grad
+        if needs[0]:
+            self.w = w
+        if needs[1]:
+            self.x = x
         out = x @ w.T
         if b is None:
             return out
@@ -246,8 +325,10 @@ class Linear(Function):
         gx = grad @ self.w if needs[0] else None
         gw = None
         if needs[1]:
-            rows = grad.reshape(-1, grad.shape[-1])  # (rows, out)
-            gw = rows.T @ self.x.reshape(-1, self.x.shape[-1])  # (out, in)
+            g, x = grad, self.x
+            if x.ndim != 2:  # leading axes are rows: G (rows, out) and x (rows, in)
+                g, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+            gw = g.T @ x  # (out, in)
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (grad if needs[2] else None)
@@ -269,7 +350,10 @@ def _normalise_axis(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int,
 
 
 class Sum(Function):
-    """out = Σ over ``axis`` of a.  VJP: dL/da = G broadcast back over the summed axes."""
+    """out = Σ over ``axis`` of a.  VJP: dL/da = G broadcast back over the summed axes.
+
+    Saves: a's shape and the summed axes (no array).
+    """
 
     def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
         self.axis, self.keepdims = axis, keepdims
@@ -290,6 +374,8 @@ class Max(Function):
 
     VJP: the gradient flows to the maximal elements; where several elements tie, it is
     shared equally among them (so the rule is the same whichever one NumPy would pick).
+
+    Saves: the mask [a == max] (booleans) and the axes.
     """
 
     def __init__(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> None:
@@ -298,7 +384,8 @@ class Max(Function):
     def forward(self, a: np.ndarray) -> np.ndarray:
         self.axes = _normalise_axis(self.axis, a.ndim)
         out = np.max(a, axis=self.axes, keepdims=True)
-        self.mask = a == out
+        if self.needs_input_grad[0]:
+            self.mask = a == out
         return out if self.keepdims else np.squeeze(out, axis=self.axes)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
@@ -312,6 +399,8 @@ class LogSoftmax(Function):
     """out = a - logsumexp(a) along ``axis``, computed stably (max subtracted first).
 
     VJP: dL/da = G - softmax(a) · Σ_axis G   (softmax = exp(out)).
+
+    Saves: out (the log-probabilities; the VJP's softmax is their exp).
     """
 
     def __init__(self, axis: int = -1) -> None:
@@ -319,18 +408,87 @@ class LogSoftmax(Function):
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         shifted = a - a.max(axis=self.axis, keepdims=True)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
-        return self.out
+        out = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        if self.needs_input_grad[0]:
+            self.out = out
+        return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+
+#: the reductions a loss accepts: the mean over rows, the sum, or one value per row
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class SoftmaxCrossEntropy(Function):
+    """Cross-entropy of logits z (N, C) against class ids y (N,), fused and stable.
+
+    lᵢ = −log softmax(zᵢ)[yᵢ] = logsumexp(zᵢ) − z[i, yᵢ] (the row maximum is subtracted
+    before exp, so any logits are fine); out = Σᵢ lᵢ / N (``reduction="mean"``),
+    Σᵢ lᵢ (``"sum"``) or the vector l (``"none"``). ``labels`` is a setting (a constant).
+
+    VJP: dL/dz = (softmax(z) − onehot(y)) · G/N for the mean (· G for the sum; row i
+    times Gᵢ for ``"none"``).
+
+    Saves: the log-probabilities log softmax(z) (the VJP's softmax is their exp), if z
+    needs a gradient; the labels are a setting.
+
+    The same values as the composite ``log_softmax``, pick ``[i, yᵢ]``, mean (see
+    ``nn.functional.composite_cross_entropy``): the same NumPy operations, in one node
+    instead of four, and without the composite's scatter of G into an (N, C) array.
+    """
+
+    def __init__(self, labels: np.ndarray, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+            )
+        self.labels, self.reduction = labels, reduction
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        if z.ndim != 2 or self.labels.shape != z.shape[:1] or z.shape[0] == 0:
+            raise ValueError(
+                f"SoftmaxCrossEntropy needs logits (N, C) with N > 0 and N labels, got "
+                f"logits {z.shape} and labels {self.labels.shape}"
+            )
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if self.needs_input_grad[0]:
+            self.log_probs = log_probs
+        picked = log_probs[np.arange(z.shape[0]), self.labels]  # log p(yᵢ | zᵢ), one per row
+        if self.reduction == "none":
+            return -picked
+        if self.reduction == "sum":
+            return (-picked).sum()
+        return -(picked.sum() * _one_over(z.shape[0], log_probs.dtype))  # −(1/N)·Σᵢ log p
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        rows = np.arange(self.log_probs.shape[0])
+        if self.reduction == "none":  # row i scaled by its own Gᵢ
+            gz = np.exp(self.log_probs) * grad[:, None]
+            gz[rows, self.labels] -= grad
+        else:  # one scale for every row: G/N for the mean, G for the sum
+            n = self.log_probs.shape[0]
+            k = grad * _one_over(n, self.log_probs.dtype) if self.reduction == "mean" else grad
+            gz = np.exp(self.log_probs) * k
+            gz[rows, self.labels] -= k
+        return (gz,)
+
+
+def _one_over(n: int, dtype: np.dtype) -> np.ndarray:
+    """1/n rounded once to ``dtype``: the mean's factor, the same in forward and backward."""
+    return np.asarray(1.0 / n, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- shape
 
 
 class Reshape(Function):
-    """out = a reshaped to ``shape``.  VJP: dL/da = G reshaped back to a's shape."""
+    """out = a reshaped to ``shape``.  VJP: dL/da = G reshaped back to a's shape.
+
+    Saves: a's shape (no array).
+    """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
@@ -355,6 +513,8 @@ class Transpose(Function):
     VJP: dL/da = G permuted by the inverse permutation (argsort of ``axes``). Note that
     this is *not* a reshape: a reshape has the right shape and the wrong elements, and
     only a random upstream gradient catches that (see gradcheck).
+
+    Saves: the permutation (no array).
     """
 
     def __init__(self, axes: tuple[int, ...] | None = None) -> None:
@@ -375,7 +535,10 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
-    """out = a broadcast to ``shape``.  VJP: G itself; the engine sums it back to a's shape."""
+    """out = a broadcast to ``shape``.  VJP: G itself; the engine sums it back to a's shape.
+
+    Saves: nothing.
+    """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
@@ -401,6 +564,8 @@ class GetItem(Function):
     index made only of ints, slices, ``None``, ``Ellipsis`` and boolean masks selects every
     element at most once, so ``out[index] = G`` is exact there and much faster. The choice
     is made once, in ``__init__``, by ``_selects_each_element_once``.
+
+    Saves: a's shape and dtype (no array; the index is a setting).
     """
 
     def __init__(self, index: Any) -> None:

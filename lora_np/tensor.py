@@ -2,33 +2,40 @@
 
 A :class:`Tensor` wraps a NumPy array. When an operation is applied to tensors that
 require a gradient, the result remembers the :class:`Function` that made it (its
-``_ctx``); the functions remember their inputs. That chain of records is the graph.
+``_ctx``, also called ``grad_fn``). The function remembers, for each of its inputs,
+where that input's gradient must go (``next_nodes``): to the function that made the
+input, to the input itself if it is a leaf that requires a gradient (a parameter), or
+nowhere. That chain of functions, from the loss back to the leaves, is the graph.
+
+The graph holds functions, not intermediate tensors: a function keeps only the arrays
+its backward rule reads (each primitive's docstring says which, and why), and only for
+inputs that need a gradient. An intermediate result that nothing saved is freed as soon
+as the code that computed it drops it.
 
 ``loss.backward()`` walks the graph once, from the loss back to the leaves:
 
-1. sort the nodes topologically (iteratively, so a chain 10,000 deep is fine);
+1. sort the functions topologically (iteratively, so a chain 10,000 deep is fine);
 2. seed ``dL/dloss = 1`` (or the gradient you pass);
-3. visit nodes in reverse topological order; each node's function turns the gradient of
-   its output into one gradient per input (its vector-Jacobian product, VJP);
+3. visit the functions in reverse topological order; each turns the gradient of its
+   output into one gradient per input (its vector-Jacobian product, VJP);
 4. undo broadcasting — in exactly one place, :func:`_sum_to_shape` — so each gradient has
    its input's shape;
-5. add the gradient into the leaf's ``.grad`` (gradients accumulate, as in PyTorch).
+5. add the gradient into each leaf's ``.grad`` (gradients accumulate, as in PyTorch).
 
 Only inputs that need a gradient get one: a frozen weight or a data tensor costs no
-backward matmul (``Function.needs_input_grad``).
+backward matmul, and nothing is saved for it (``Function.needs_input_grad``).
 
 A second ``backward()`` through the same graph raises ``RuntimeError``: once the
-gradients have flowed, every function drops the arrays it saved for backward (so memory
-is released as soon as possible, as PyTorch does). Pass ``retain_graph=True`` to the first
-call to keep them and allow another pass; gradients then accumulate again.
+gradients have flowed, every function drops what it saved (so memory is released as
+soon as possible, as PyTorch does). Pass ``retain_graph=True`` to the first call to keep
+it and allow another pass; gradients then accumulate again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -36,17 +43,8 @@ ArrayLike = Any
 
 _GRAD_ENABLED = True
 
-
-def _refcount_of_a_local() -> int:
-    """What ``sys.getrefcount`` reports for an array held by one local name alone (the
-    number depends on the Python version; measured here the way backward() asks)."""
-    array = np.empty(0)
-    return sys.getrefcount(array)
-
-
-#: backward() hands a leaf its gradient array without a copy when the array's refcount
-#: is this low: then no other name, tensor, saved input or second leaf can see it.
-_UNSHARED_REFCOUNT = _refcount_of_a_local()
+#: dtype kinds a Tensor may hold: bool, signed and unsigned integers, floating point
+_NUMERIC_KINDS = "biuf"
 
 
 def is_grad_enabled() -> bool:
@@ -71,49 +69,39 @@ class Function:
 
     Subclasses implement
 
-    * ``forward(*arrays) -> ndarray`` — may save what backward needs on ``self``;
-    * ``backward(grad) -> tuple`` — one gradient per input (or ``None`` for an input that
-      does not need one; check ``self.needs_input_grad[i]`` to skip the work).
+    * ``forward(*arrays) -> ndarray``. When it runs, ``self.needs_input_grad[i]`` already
+      says whether input ``i`` needs a gradient (all False under :func:`no_grad`). Store on
+      ``self``, as plain attributes, exactly the arrays ``backward`` will read for the
+      inputs that need one, and nothing else: what is saved stays alive until backward.
+    * ``backward(grad) -> tuple``: one gradient per input, ``None`` for an input that does
+      not need one. It may return new arrays, ``grad`` itself or views of it, or arrays it
+      saved on ``self``; an array held anywhere else (a module-level constant) must be
+      returned as a copy, because a leaf may keep a new array as its ``.grad``.
 
     A gradient may have the *output's* broadcast shape: the engine sums it back to the
-    input's shape. Non-tensor settings (an axis, an exponent) go to ``__init__``.
+    input's shape. Non-tensor settings (an axis, an exponent) go to ``__init__``. Each
+    primitive's docstring states its VJP and what it saves, and why.
 
-    Every subclass is recorded in :data:`REGISTRY` (by class name, which must be unique)
-    so that the test suite (``tests/test_ops.py``) can gradient-check all of them; a
-    registered primitive without sample inputs fails that test. Samples for the
-    primitives of :mod:`lora_np.ops` live in the test's catalogue; a primitive defined in
-    another module brings its own as a classmethod::
+    When a call is recorded, :meth:`apply` also sets
 
-        @classmethod
-        def gradcheck_samples(cls, rng: np.random.Generator) -> list[tuple[tuple, dict]]:
-            # each case: (inputs passed to apply, settings passed to __init__)
-            return [((rng.standard_normal((3, 4)),), {"axis": 0})]
+    * ``next_nodes[i]``: where the gradient of input ``i`` goes — the :class:`Function`
+      that made the input, the input itself if it is a leaf that requires a gradient, or
+      ``None``;
+    * ``output_shape``, ``output_dtype``: those of the output, which the gradient sent
+      back to this function must have (an input's shape is thus recorded by the function
+      that made it, or is the leaf's own).
 
-    Float arrays among the inputs are checked; pass ``Tensor(x)`` (no grad) or an integer
-    array to hold an input constant. A class that must stay out of the registry (a
-    deliberately wrong op written to test the checker) sets ``register = False`` in its
-    own body.
+    The function holds neither its output nor the intermediate tensors it was given.
+
+    The test suite gradient-checks every subclass defined in the ``lora_np`` package with
+    the sample inputs of its catalogue (``tests/test_ops.py``).
     """
 
     needs_input_grad: tuple[bool, ...] = ()
-    inputs: tuple[Tensor, ...] = ()
-    _released = False  # True once release() has dropped the saved arrays
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("register", True):
-            return
-        previous = REGISTRY.get(cls.__name__)
-        where = f"{cls.__module__}.{cls.__qualname__}"
-        # re-defining the same class (a module reload) replaces it; a namesake would
-        # silently hide a primitive from the gradcheck catalogue, so it is an error
-        if previous is not None and f"{previous.__module__}.{previous.__qualname__}" != where:
-            raise TypeError(
-                f"two Function subclasses are named {cls.__name__!r}: "
-                f"{previous.__module__}.{previous.__qualname__} and {where}; rename one "
-                "(or set register = False on a class meant only for a test)"
-            )
-        REGISTRY[cls.__name__] = cls
+    next_nodes: tuple[Node | None, ...] = ()
+    output_shape: tuple[int, ...] = ()
+    output_dtype: np.dtype | None = None
+    _released = False  # True once release() has dropped what backward needed
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -125,21 +113,30 @@ class Function:
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         """Run the primitive on tensors and, if any input needs a gradient, record it."""
         tensors = _as_tensors(inputs)
+        arrays = [t.data for t in tensors]
         fn = cls(**settings)
-        fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
-        out = Tensor(fn.forward(*[t.data for t in tensors]))
-        if _GRAD_ENABLED and any(fn.needs_input_grad):
+        if _GRAD_ENABLED:
+            needs = fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
+        else:
+            needs = fn.needs_input_grad = (False,) * len(tensors)
+        out = Tensor(fn.forward(*arrays))
+        if True in needs:  # record the call
             out.requires_grad = True  # (the setter checks that the output is floating-point)
             out._ctx = fn
-            fn.inputs = tensors
+            # each input's gradient goes to the function that made it, to the input itself
+            # if it is a leaf, or (if it needs no gradient) nowhere
+            fn.next_nodes = tuple(
+                [(t if t._ctx is None else t._ctx) if t._requires_grad else None for t in tensors]
+            )
+            fn.output_shape, fn.output_dtype = out.data.shape, out.data.dtype
         return out
 
     def release(self) -> None:
-        """Drop everything saved for backward, and the links to the inputs (called by the
+        """Drop everything saved for backward and the links to the inputs (called by the
         engine after use), so intermediate activations can be freed even while the loss
         is still referenced. The graph cannot be walked (or backpropagated) again."""
         needs_input_grad = self.needs_input_grad
-        vars(self).clear()  # every saved array and the inputs (``inputs`` is () again)
+        vars(self).clear()  # every saved array, setting and link (next_nodes is () again)
         self.needs_input_grad = needs_input_grad
         self._released = True
 
@@ -147,8 +144,8 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-#: name -> Function subclass, filled by ``Function.__init_subclass__``.
-REGISTRY: dict[str, type[Function]] = {}
+#: What a gradient is sent to: the function that made an input, or a leaf tensor.
+Node = Union[Function, "Tensor"]
 
 
 def _first_tensor(values: tuple[Any, ...]) -> Tensor | None:
@@ -175,6 +172,8 @@ def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if like.dtype.kind == "f":  # a float tensor keeps its dtype (np.result_type's answer)
+            return Tensor(np.asarray(value, dtype=like.dtype))
         weak = float(value) if isinstance(value, float) else int(value)  # np.float64 too
         return Tensor(np.asarray(value, dtype=np.result_type(like.dtype, weak)))
     return Tensor(np.asarray(value))
@@ -184,7 +183,9 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     ``Tensor(data, requires_grad=False)``: ``data`` is converted with ``np.asarray`` and
-    keeps its dtype. Only floating-point tensors may require a gradient.
+    keeps its dtype, which must be numeric (bool, integer or floating point; strings,
+    objects and complex numbers raise TypeError). Only floating-point tensors may
+    require a gradient.
     """
 
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
@@ -193,6 +194,11 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         self.data: np.ndarray = np.asarray(data)
+        if self.data.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(
+                "a Tensor holds bool, integer or floating-point numbers; got dtype "
+                f"{self.data.dtype} (from {type(data).__name__})"
+            )
         self.grad: np.ndarray | None = None
         self._ctx: Function | None = None
         self._requires_grad = False
@@ -228,6 +234,11 @@ class Tensor:
     @property
     def size(self) -> int:
         return self.data.size
+
+    @property
+    def grad_fn(self) -> Function | None:
+        """The Function that made this tensor (PyTorch's name for ``_ctx``); None for a leaf."""
+        return self._ctx
 
     @property
     def is_leaf(self) -> bool:
@@ -270,12 +281,32 @@ class Tensor:
         """Accumulate d(self)/d(leaf) · grad into every leaf's ``.grad``.
 
         ``grad`` defaults to 1 for a one-element tensor; any other shape needs it.
+        The steps are those of the module docstring.
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: no input of the "
                 "computation had requires_grad=True (or it ran under no_grad())"
             )
+        seed = self._seed(grad)
+        root = self._ctx
+        if root is None:  # backward() on a leaf: its gradient is the seed (its own copy)
+            order: list[Function] = []
+            grads: dict[Node, np.ndarray] = {self: seed.copy()}
+        else:
+            order = _topological_order(root)  # 1. inputs before the functions using them
+            grads = {root: seed}  # 2. keyed by node (a Function or a leaf; identity hash)
+        for fn in reversed(order):  # 3. each function once, after all its consumers
+            fn_grad = grads.pop(fn, None)  # the gradient of fn's output, summed over uses
+            if fn_grad is not None:
+                _send_input_gradients(fn, fn_grad, grads)  # the VJP, and 4. sum to shape
+            if not retain_graph:
+                fn.release()
+        for leaf, leaf_grad in grads.items():  # 5. only leaves are left in grads
+            leaf.grad = leaf_grad if leaf.grad is None else leaf.grad + leaf_grad
+
+    def _seed(self, grad: ArrayLike | None) -> np.ndarray:
+        """dL/d(self): ones for a one-element tensor, else the ``grad`` given (checked)."""
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -283,59 +314,14 @@ class Tensor:
                     f"got shape {self.shape}. Pass grad= of that shape, or reduce first "
                     "(e.g. .sum())"
                 )
-            seed = np.ones_like(self.data)
-        else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            if seed.shape != self.shape:
-                raise ValueError(
-                    f"backward() gradient has shape {seed.shape}, expected the output "
-                    f"shape {self.shape}"
-                )
-
-        grads: dict[Tensor, np.ndarray] = {self: seed}  # keyed by node (identity hash)
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            fn = node._ctx
-            if fn is None:  # a leaf: accumulate, as PyTorch does
-                if node.grad is not None:
-                    node.grad = node.grad + g
-                elif g.flags.owndata and sys.getrefcount(g) <= _UNSHARED_REFCOUNT:
-                    node.grad = g  # nothing else refers to g: keep it (PyTorch does too)
-                else:
-                    node.grad = g.copy()  # a view, the seed, or shared: the leaf's own copy
-                continue
-            if fn._released:
-                raise RuntimeError(
-                    f"backward through {type(fn).__name__} a second time: its saved "
-                    "arrays were freed after the first backward. Call the first "
-                    "backward(retain_graph=True) to keep them."
-                )
-            input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(fn.inputs):
-                raise RuntimeError(
-                    f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
-                    f"for {len(fn.inputs)} inputs"
-                )
-            for i, (inp, needed, ig) in enumerate(
-                zip(fn.inputs, fn.needs_input_grad, input_grads, strict=True)
-            ):
-                if not needed or ig is None:
-                    continue
-                if not isinstance(ig, np.ndarray):
-                    ig = np.asarray(ig)
-                data = inp.data
-                if ig.shape != data.shape:
-                    ig = _sum_to_shape(ig, data.shape, type(fn).__name__, i)
-                if ig.dtype != data.dtype:
-                    ig = ig.astype(data.dtype)
-                grads[inp] = grads[inp] + ig if inp in grads else ig
-            input_grads = ig = None  # hold no gradient here, so that the refcount above is exact
-            if not retain_graph:
-                fn.release()
+            return np.ones(self.data.shape, dtype=self.data.dtype)
+        seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+        if seed.shape != self.shape:
+            raise ValueError(
+                f"backward() gradient has shape {seed.shape}, expected the output "
+                f"shape {self.shape}"
+            )
+        return seed
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: Any) -> Tensor:
@@ -429,23 +415,78 @@ class Tensor:
         return ops.LogSoftmax.apply(self, axis=axis)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes reachable from ``root``, each after all of its inputs (iterative DFS)."""
-    order: list[Tensor] = []
-    visited: set[Tensor] = set()  # a Tensor hashes by identity: a set of nodes, not values
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+def _topological_order(root: Function) -> list[Function]:
+    """Functions reachable from ``root``, each after the functions that made its inputs
+    (an iterative depth-first search). Raises if one of them was already released."""
+    order: list[Function] = []
+    visited: set[Function] = set()
+    stack: list[tuple[Function, bool]] = [(root, False)]
     while stack:
-        node, inputs_done = stack.pop()
+        fn, inputs_done = stack.pop()
         if inputs_done:
-            order.append(node)
-        elif node not in visited:
-            visited.add(node)
-            stack.append((node, True))  # comes back here once its inputs are in order
-            if node._ctx is not None:
-                for parent in node._ctx.inputs:
-                    if parent._requires_grad and parent not in visited:
-                        stack.append((parent, False))
+            order.append(fn)
+        elif fn not in visited:
+            if fn._released:
+                raise RuntimeError(
+                    f"backward through {type(fn).__name__} a second time: what it saved "
+                    "for backward was freed after the first backward. Call the first "
+                    "backward(retain_graph=True) to keep it."
+                )
+            visited.add(fn)
+            stack.append((fn, True))  # comes back here once its inputs are in order
+            for node in fn.next_nodes:
+                if isinstance(node, Function) and node not in visited:
+                    stack.append((node, False))
     return order
+
+
+def _send_input_gradients(fn: Function, grad: np.ndarray, grads: dict[Node, np.ndarray]) -> None:
+    """Step 3 for one function: its VJP, then each input's gradient, summed to the input's
+    shape (step 4), is added to what its node has received so far in ``grads``."""
+    input_grads = fn.backward(grad)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(fn.next_nodes):
+        raise RuntimeError(
+            f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
+            f"for {len(fn.next_nodes)} inputs"
+        )
+    for i, (node, returned) in enumerate(zip(fn.next_nodes, input_grads, strict=True)):
+        if node is None or returned is None:
+            continue
+        g = returned if isinstance(returned, np.ndarray) else np.asarray(returned)
+        leaf = isinstance(node, Tensor)
+        shape, dtype = (
+            (node.data.shape, node.data.dtype) if leaf else (node.output_shape, node.output_dtype)
+        )
+        if g.shape != shape:
+            g = _sum_to_shape(g, shape, type(fn).__name__, i)
+        if g.dtype != dtype:
+            g = g.astype(dtype)
+        if node in grads:
+            grads[node] = grads[node] + g  # a new array: the sum of two contributions
+        elif leaf and g is returned and not _new_from(fn, grad, input_grads, g):
+            grads[node] = g.copy()  # a leaf's gradient is its own array
+        else:
+            grads[node] = g
+
+
+def _new_from(fn: Function, grad: np.ndarray, input_grads: tuple[Any, ...], g: np.ndarray) -> bool:
+    """True if ``g``, one of the ``input_grads`` that ``fn.backward(grad)`` returned, is an
+    array that this call made and nothing else refers to: a leaf may keep it without a
+    copy (PyTorch does so too).
+
+    Plain tests, no reference counting: ``g`` is not a view of another array (such as
+    Reshape's), it is not the upstream gradient itself (which Add passes on to both of its
+    inputs, and which may be the seed you passed), it was returned for one input only,
+    and it is not an array ``fn`` holds as an attribute. The rest is the contract of
+    :class:`Function`: ``backward`` does not return an array held anywhere else.
+    """
+    if g.base is not None or g is grad:  # a view, or the gradient it was given
+        return False
+    if len([returned for returned in input_grads if returned is g]) > 1:  # to two inputs
+        return False
+    return not [value for value in vars(fn).values() if value is g]  # not kept by fn
 
 
 def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...], op: str, index: int) -> np.ndarray:

@@ -2,26 +2,23 @@
 
 The catalogue convention (follow it when you add a primitive)
 -------------------------------------------------------------
-``lora_np.tensor.REGISTRY`` lists every :class:`~lora_np.tensor.Function` subclass by
-name. :func:`test_every_registered_primitive_has_samples` fails for any name without
-sample inputs, and :func:`test_gradcheck_primitive` runs :func:`lora_np.gradcheck` on
-every sample. A sample case is ``(inputs, settings)``: ``inputs`` is the tuple passed to
+A primitive is a :class:`~lora_np.tensor.Function` subclass defined in a module of the
+``lora_np`` package. :func:`primitives` finds them all (it walks
+``Function.__subclasses__()`` recursively, after importing the package's modules that
+define any, see :data:`PRIMITIVE_MODULES`). :func:`test_every_primitive_has_samples`
+fails for a primitive without sample inputs in :data:`CATALOGUE`, and
+:func:`test_gradcheck_primitive` runs :func:`lora_np.gradcheck` on every sample, in
+float64 with a random upstream gradient.
+
+A sample case is ``(inputs, settings)``: ``inputs`` is the tuple passed to
 ``Cls.apply``, ``settings`` the dict passed to ``Cls(**settings)`` (axis, exponent,
-index, ...). Float arrays among the inputs are checked; a ``Tensor(x)`` without grad or
-an integer array is held constant.
+index, a projection matrix, ...). Float arrays among the inputs are checked; a
+``Tensor(x)`` without grad or an integer array is held constant. The catalogue is keyed
+by class, so two primitives of the same name in different modules cannot collide.
 
-* Primitives of :mod:`lora_np.ops` have their cases in :data:`CATALOGUE` below.
-* A primitive defined in another module (``lora_np.subspace``, ``lora_np.lora``, ...)
-  brings its own cases as a classmethod next to its code::
-
-      @classmethod
-      def gradcheck_samples(cls, rng: np.random.Generator) -> list[tuple[tuple, dict]]:
-          return [((rng.standard_normal((3, 4)),), {})]
-
-  and this module imports those modules (see :data:`PRIMITIVE_MODULES`) so that their
-  primitives are registered before the catalogue is built.
-* A class written only to test something (a deliberately wrong op) sets
-  ``register = False`` in its body and stays out of the registry.
+A class defined outside the package — in a test (a deliberately wrong op written to
+test the checker) or in a notebook — is not a primitive of the package and is never
+catalogued.
 
 Keep sample inputs small (a few dozen elements): the check costs two forward passes
 per element.
@@ -43,13 +40,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import lora_np
-from lora_np import ops
+from lora_np import ops, projections
 from lora_np.gradcheck import gradcheck
-from lora_np.tensor import REGISTRY, Function, Tensor
+from lora_np.nn import functional as F
+from lora_np.tensor import Function, Tensor
 
 Case = tuple[tuple[Any, ...], dict[str, Any]]
 
-# ----------------------------------------------------------------------------- registry
+# ----------------------------------------------------------------------------- primitives
 
 #: Modules that may define primitives of their own. Each is imported if its file exists
 #: (an import error is a real error and fails collection; it is not hidden). A package
@@ -80,6 +78,19 @@ def _import_primitive_modules() -> None:
 
 _import_primitive_modules()
 
+
+def primitives() -> list[type[Function]]:
+    """Every Function subclass defined in a module of the lora_np package, by name."""
+    found: set[type[Function]] = set()
+    stack = list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("lora_np."):
+            found.add(cls)
+    return sorted(found, key=lambda cls: (cls.__name__, cls.__module__))
+
+
 # ----------------------------------------------------------------------------- catalogue
 
 BROADCAST_SHAPES = [(), (4,), (3, 4), (1, 4), (2, 3, 4)]
@@ -101,8 +112,8 @@ def _distinct(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return (rng.permutation(size) * 0.1 + rng.uniform(0, 0.01, size)).reshape(shape) - 1.0
 
 
-def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
-    """Sample cases for the primitives of :mod:`lora_np.ops`."""
+def _catalogue(rng: np.random.Generator) -> dict[type[Function], list[Case]]:
+    """Sample cases for every primitive of the package."""
 
     def r(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape)
@@ -111,22 +122,22 @@ def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
     logits = r(4, 5)
     logits[:, :2] += 1e3  # two large logits compete; exp(1e3) would overflow
     logits[:, 2] -= 1e3
-    cat: dict[str, list[Case]] = {
-        "Add": [((r(*sa), r(*sb)), {}) for sa, sb in pairs]
+    cat: dict[type[Function], list[Case]] = {
+        ops.Add: [((r(*sa), r(*sb)), {}) for sa, sb in pairs]
         + [((r(3, 4), Tensor(r(4))), {})],  # a constant second input
-        "Mul": [((r(*sa), r(*sb)), {}) for sa, sb in pairs] + [((Tensor(r(3, 4)), r(1, 4)), {})],
-        "Div": [((r(*sa), _away_from_zero(rng, sb)), {}) for sa, sb in pairs]
+        ops.Mul: [((r(*sa), r(*sb)), {}) for sa, sb in pairs] + [((Tensor(r(3, 4)), r(1, 4)), {})],
+        ops.Div: [((r(*sa), _away_from_zero(rng, sb)), {}) for sa, sb in pairs]
         + [((r(3, 4), Tensor(_away_from_zero(rng, (4,)))), {})],
-        "Neg": [((r(*s),), {}) for s in [(), (3, 4)]],
-        "Pow": [((_positive(rng, (3, 4)),), {"exponent": p}) for p in (2, 3, 0.5, -1.5, 0, 1)]
+        ops.Neg: [((r(*s),), {}) for s in [(), (3, 4)]],
+        ops.Pow: [((_positive(rng, (3, 4)),), {"exponent": p}) for p in (2, 3, 0.5, -1.5, 0, 1)]
         + [((r(2, 3),), {"exponent": 3}), ((r(2, 3),), {"exponent": 2.0})],
-        "Exp": [((r(3, 4),), {}), ((r(),), {})],
-        "Log": [((_positive(rng, (3, 4)),), {}), ((rng.uniform(1e-3, 1e-2, (5,)),), {})],
-        "Sqrt": [((_positive(rng, (3, 4)),), {}), ((rng.uniform(1e-2, 1e-1, (5,)),), {})],
-        "Tanh": [((r(3, 4),), {}), ((np.array([-30.0, -3.0, 0.0, 3.0, 30.0]),), {})],
-        "Sigmoid": [((r(3, 4),), {}), ((np.array([-800.0, -30.0, 0.0, 30.0, 800.0]),), {})],
-        "ReLU": [((_away_from_zero(rng, (3, 4)),), {}), ((_away_from_zero(rng, (2, 3, 4)),), {})],
-        "MatMul": [
+        ops.Exp: [((r(3, 4),), {}), ((r(),), {})],
+        ops.Log: [((_positive(rng, (3, 4)),), {}), ((rng.uniform(1e-3, 1e-2, (5,)),), {})],
+        ops.Sqrt: [((_positive(rng, (3, 4)),), {}), ((rng.uniform(1e-2, 1e-1, (5,)),), {})],
+        ops.Tanh: [((r(3, 4),), {}), ((np.array([-30.0, -3.0, 0.0, 3.0, 30.0]),), {})],
+        ops.Sigmoid: [((r(3, 4),), {}), ((np.array([-800.0, -30.0, 0.0, 30.0, 800.0]),), {})],
+        ops.ReLU: [((_away_from_zero(rng, (3, 4)),), {}), ((_away_from_zero(rng, (2, 3, 4)),), {})],
+        ops.MatMul: [
             ((r(3, 4), r(4, 5)), {}),
             ((r(2, 3, 4), r(4, 5)), {}),  # batched @ 2-D
             ((r(3, 4), r(2, 4, 5)), {}),  # 2-D @ batched
@@ -140,7 +151,7 @@ def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
             ((Tensor(r(3, 4)), r(4, 5)), {}),  # a frozen left input
             ((r(3, 4), Tensor(r(4, 5))), {}),  # a frozen right input
         ],
-        "Linear": [
+        ops.Linear: [
             ((r(3, 4), r(5, 4), r(5)), {}),  # x (N, in), W (out, in), b (out,)
             ((r(3, 4), r(5, 4)), {}),  # no bias
             ((r(2, 3, 4), r(5, 4), r(5)), {}),  # leading axes are rows
@@ -148,45 +159,45 @@ def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
             ((Tensor(r(3, 4)), r(5, 4), r(5)), {}),  # data input: no dL/dx
             ((r(3, 4), Tensor(r(5, 4)), Tensor(r(5))), {}),  # frozen layer: dL/dx only
         ],
-        "Sum": [
+        ops.Sum: [
             ((r(2, 3, 4),), {"axis": axis, "keepdims": keep})
             for axis in (None, 0, 1, -1, (0, 2), (-1, -2), ())
             for keep in (False, True)
         ]
         + [((r(),), {}), ((r(5),), {"axis": 0})],
-        "Max": [
+        ops.Max: [
             ((_distinct(rng, (2, 3, 4)),), {"axis": axis, "keepdims": keep})
             for axis in (None, 0, 1, -1, (0, 2))
             for keep in (False, True)
         ]
         + [((_distinct(rng, (5,)),), {})],
-        "LogSoftmax": [
+        ops.LogSoftmax: [
             ((r(3, 5),), {"axis": -1}),
             ((r(3, 5),), {"axis": 0}),
             ((r(2, 3, 4),), {"axis": 1}),
             ((logits,), {"axis": -1}),
             ((logits.T.copy(),), {"axis": 0}),
         ],
-        "Reshape": [
+        ops.Reshape: [
             ((r(3, 4),), {"shape": (2, 6)}),
             ((r(3, 4),), {"shape": (-1,)}),
             ((r(2, 3, 4),), {"shape": (4, -1)}),
             ((r(),), {"shape": (1, 1)}),
         ],
-        "Transpose": [((r(2, 3, 4),), {"axes": p}) for p in itertools.permutations(range(3))]
+        ops.Transpose: [((r(2, 3, 4),), {"axes": p}) for p in itertools.permutations(range(3))]
         + [
             ((r(3, 4),), {"axes": None}),
             ((r(2, 3, 4),), {"axes": None}),
             ((r(2, 3, 4),), {"axes": (-1, 0, -2)}),
             ((r(5),), {"axes": (0,)}),
         ],
-        "BroadcastTo": [
+        ops.BroadcastTo: [
             ((r(4),), {"shape": (3, 4)}),
             ((r(1, 4),), {"shape": (2, 3, 4)}),
             ((r(),), {"shape": (2, 3)}),
             ((r(3, 1),), {"shape": (2, 3, 4)}),
         ],
-        "GetItem": [
+        ops.GetItem: [
             ((r(5, 4),), {"index": slice(1, 4)}),
             ((r(5, 4),), {"index": (slice(None, None, 2), slice(3, 0, -1))}),
             ((r(5, 4),), {"index": 2}),
@@ -200,63 +211,150 @@ def _catalogue(rng: np.random.Generator) -> dict[str, list[Case]]:
             ((r(2, 3, 4),), {"index": (Ellipsis, None, 1)}),
             ((r(5, 4),), {"index": Tensor(np.array([4, 0, 4]))}),
         ],
+        ops.SoftmaxCrossEntropy: [
+            ((r(4, 5),), {"labels": np.array([0, 4, 2, 2]), "reduction": reduction})
+            for reduction in ops.REDUCTIONS
+        ]
+        + [
+            ((logits,), {"labels": np.array([0, 1, 2, 3]), "reduction": "mean"}),
+            ((r(1, 3),), {"labels": np.array([1]), "reduction": "mean"}),
+        ],
+        projections.DenseProject: [
+            ((r(3),), {"matrix": projections.draw_dense(7, 3, np.float64, rng)}),
+            ((r(1),), {"matrix": projections.draw_dense(5, 1, np.float64, rng)}),
+        ],
+        projections.SparseProject: [
+            ((r(d),), _sparse_settings(num_rows, d, rng)) for num_rows, d in ((9, 4), (16, 16))
+        ],
+        projections.FastfoodProject: [
+            ((r(d),), projections.draw_fastfood(num_rows, np.float64, rng))
+            for num_rows, d in ((5, 3), (8, 8), (300, 7))
+        ],
     }
     return cat
+
+
+def _sparse_settings(num_rows: int, d: int, rng: np.random.Generator) -> dict[str, Any]:
+    rows, values = projections.draw_sparse(num_rows, d, np.float64, rng)
+    return {"rows": rows, "values": values, "num_rows": num_rows}
 
 
 CATALOGUE = _catalogue(np.random.default_rng(0))
 
 
-def _samples(name: str) -> list[Case]:
-    """The catalogue's cases plus those the class provides itself."""
-    cases = list(CATALOGUE.get(name, []))
-    provider = getattr(REGISTRY[name], "gradcheck_samples", None)
-    if provider is not None:
-        cases += list(provider(np.random.default_rng(0)))
-    return cases
-
-
 def _params() -> list[Any]:
     params = []
-    for name in sorted(REGISTRY):
-        for i, case in enumerate(_samples(name)):
-            params.append(pytest.param(name, case, id=f"{name}-{i}"))
+    for cls in primitives():
+        for i, case in enumerate(CATALOGUE.get(cls, [])):
+            params.append(pytest.param(cls, case, id=f"{cls.__name__}-{i}"))
     return params
 
 
-def test_every_registered_primitive_has_samples() -> None:
-    missing = [name for name in sorted(REGISTRY) if not _samples(name)]
+def test_every_primitive_has_samples() -> None:
+    missing = [f"{c.__module__}.{c.__qualname__}" for c in primitives() if not CATALOGUE.get(c)]
     assert not missing, (
         f"primitives without gradcheck samples: {missing}. Add cases to CATALOGUE in "
-        "tests/test_ops.py (ops.py primitives) or a gradcheck_samples classmethod on "
-        "the class (see this module's docstring)"
+        "tests/test_ops.py (see this module's docstring)"
     )
 
 
-def test_catalogue_names_only_registered_primitives() -> None:
-    stale = sorted(set(CATALOGUE) - set(REGISTRY))
-    assert not stale, f"CATALOGUE has cases for unknown primitives: {stale}"
+def test_catalogue_names_only_primitives() -> None:
+    stale = sorted(c.__name__ for c in set(CATALOGUE) - set(primitives()))
+    assert not stale, f"CATALOGUE has cases for classes that are not primitives: {stale}"
 
 
-def test_registry_holds_every_ops_primitive() -> None:
+def test_primitives_include_every_ops_and_projections_primitive() -> None:
     defined = {
-        name
-        for name, obj in vars(ops).items()
+        obj
+        for module in (ops, projections)
+        for obj in vars(module).values()
         if isinstance(obj, type) and issubclass(obj, Function) and obj is not Function
     }
-    assert defined <= set(REGISTRY)
-    assert {"Add", "Mul", "MatMul", "Sum", "Max", "GetItem", "LogSoftmax"} <= defined
+    assert defined <= set(primitives())
+    assert {ops.Add, ops.MatMul, ops.SoftmaxCrossEntropy, projections.FastfoodProject} <= defined
 
 
-@pytest.mark.parametrize(("name", "case"), _params())
-def test_gradcheck_primitive(name: str, case: Case) -> None:
+class _DefinedInATest(Function):
+    """Not a primitive of the package: it must not need (or get) a catalogue entry."""
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad,)
+
+
+def test_classes_defined_outside_the_package_are_not_primitives() -> None:
+    found = primitives()
+    assert _DefinedInATest not in found
+    assert all(cls.__module__.startswith("lora_np.") for cls in found)
+
+
+@pytest.mark.parametrize(("cls", "case"), _params())
+def test_gradcheck_primitive(cls: type[Function], case: Case) -> None:
     inputs, kwargs = case
-    cls = REGISTRY[name]
 
     def fn(*xs: Tensor) -> Tensor:
         return cls.apply(*xs, **kwargs)
 
-    assert gradcheck(fn, inputs, name=f"{name}({kwargs})")
+    assert gradcheck(fn, inputs, name=f"{cls.__name__}({kwargs})")
+
+
+# ----------------------------------------------------------------------------- what is saved
+
+
+def _arrays(case: Case) -> tuple[np.ndarray, ...]:
+    """A case's inputs as the arrays forward sees (float inputs in float64)."""
+    out = []
+    for x in case[0]:
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        out.append(data.astype(np.float64) if data.dtype.kind == "f" else data)
+    return tuple(out)
+
+
+def _new_arrays(before: dict[str, Any], fn: Function) -> list[str]:
+    """Names of the ndarray attributes forward added to ``fn``."""
+    return [
+        name
+        for name, value in vars(fn).items()
+        if isinstance(value, np.ndarray) and before.get(name) is not value
+    ]
+
+
+@pytest.mark.parametrize(("cls", "case"), _params())
+def test_forward_saves_no_array_when_no_input_needs_a_gradient(
+    cls: type[Function], case: Case
+) -> None:
+    """What no_grad() gives every primitive: nothing kept for a backward that never comes."""
+    fn = cls(**case[1])
+    arrays = _arrays(case)
+    fn.needs_input_grad = (False,) * len(arrays)
+    before = dict(vars(fn))
+    fn.forward(*arrays)
+    assert not _new_arrays(before, fn)
+
+
+@pytest.mark.parametrize(("cls", "case"), _params())
+def test_backward_needs_only_what_forward_saved_for_the_inputs_that_need_it(
+    cls: type[Function], case: Case
+) -> None:
+    """For every subset of inputs needing a gradient, forward saves only for those, and
+    backward still returns exactly the gradients it returns when every input needs one."""
+    arrays = _arrays(case)
+    differentiable = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    full = cls(**case[1])
+    full.needs_input_grad = tuple(a.dtype.kind == "f" for a in arrays)
+    out = full.forward(*arrays)
+    grad = np.random.default_rng(1).standard_normal(np.shape(out))
+    expected = full.backward(grad)
+    for count in range(1, len(differentiable) + 1):
+        for chosen in itertools.combinations(differentiable, count):
+            fn = cls(**case[1])
+            fn.needs_input_grad = tuple(i in chosen for i in range(len(arrays)))
+            fn.forward(*arrays)
+            got = fn.backward(grad)
+            for i in chosen:
+                np.testing.assert_array_equal(got[i], expected[i])
 
 
 def test_log_softmax_forward_is_stable_for_huge_logits() -> None:
@@ -530,6 +628,75 @@ def test_log_softmax_backward() -> None:
     np.testing.assert_allclose(gx, [[0.5, -0.5, 0.0]])
 
 
+def test_softmax_cross_entropy_backward_is_softmax_minus_onehot() -> None:
+    z, y = RNG.standard_normal((4, 3)), np.array([2, 0, 0, 1])
+    softmax = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    onehot = np.eye(3)[y]
+    per_row = -np.log(softmax[np.arange(4), y])
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), np.array(2.0), labels=y, reduction="mean")
+    np.testing.assert_allclose(out, per_row.mean())
+    np.testing.assert_allclose(gz, (softmax - onehot) * 2.0 / 4)
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), np.array(2.0), labels=y, reduction="sum")
+    np.testing.assert_allclose(out, per_row.sum())
+    np.testing.assert_allclose(gz, (softmax - onehot) * 2.0)
+    g = RNG.standard_normal(4)
+    out, (gz,) = vjp(ops.SoftmaxCrossEntropy, (z,), g, labels=y, reduction="none")
+    np.testing.assert_allclose(out, per_row)
+    np.testing.assert_allclose(gz, (softmax - onehot) * g[:, None])
+
+
+def test_softmax_cross_entropy_saves_the_log_probabilities() -> None:
+    z, y = RNG.standard_normal((4, 3)), np.array([2, 0, 0, 1])
+    fn = ops.SoftmaxCrossEntropy(labels=y)
+    fn.needs_input_grad = (True,)
+    fn.forward(z)
+    np.testing.assert_allclose(np.exp(fn.log_probs).sum(axis=1), 1.0)
+    saved = [name for name, v in vars(fn).items() if isinstance(v, np.ndarray)]
+    assert sorted(saved) == ["labels", "log_probs"]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_fused_cross_entropy_equals_the_composite(
+    reduction: str, dtype: type, scale: float
+) -> None:
+    """The same NumPy operations in one node: equal values and gradients, not just close."""
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((16, 7)) * scale).astype(dtype)
+    y = rng.integers(0, 7, size=16)
+    upstream = rng.standard_normal(16 if reduction == "none" else ()).astype(dtype)
+    results = []
+    for loss_fn in (F.cross_entropy, F.composite_cross_entropy):
+        t = Tensor(z.copy(), requires_grad=True)
+        loss = loss_fn(t, y, reduction=reduction)
+        loss.backward(upstream)
+        results.append((loss, t.grad))
+    (fused, fused_grad), (composite, composite_grad) = results
+    assert fused.dtype == composite.dtype == dtype
+    assert type(fused._ctx) is ops.SoftmaxCrossEntropy
+    np.testing.assert_array_equal(fused.data, composite.data)
+    np.testing.assert_array_equal(fused_grad, composite_grad)
+    assert np.all(np.isfinite(fused_grad))
+
+
+@pytest.mark.parametrize("loss_fn", [F.cross_entropy, F.composite_cross_entropy])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_of_an_empty_batch_raises(loss_fn: Any, reduction: str) -> None:
+    empty = Tensor(np.zeros((0, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"the batch is empty \(logits of shape \(0, 3\)\)"):
+        loss_fn(empty, np.zeros(0, dtype=np.int64), reduction=reduction)
+
+
+def test_gradcheck_composite_cross_entropy() -> None:
+    labels = np.array([3, 0, 1, 3, 2, 1])
+    z = np.random.default_rng(6).standard_normal((6, 4))
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(
+            lambda t, r=reduction: F.composite_cross_entropy(t, labels, reduction=r), [z]
+        )
+
+
 def test_reshape_backward() -> None:
     g = RNG.standard_normal((2, 6))
     _, (gx,) = vjp(ops.Reshape, (A34,), g, shape=(2, 6))
@@ -634,9 +801,9 @@ def test_every_ops_primitive_has_a_backward_alone_test() -> None:
 
 def test_shapes_in_catalogue_cover_broadcast_pairs() -> None:
     """Guard against a catalogue edit that drops the broadcasting cases."""
-    for name in ("Add", "Mul", "Div"):
-        seen = {(np.shape(a), np.shape(b)) for (a, b), _ in CATALOGUE[name] if _is_array(a, b)}
-        assert set(itertools.product(BROADCAST_SHAPES, repeat=2)) <= seen, name
+    for cls in (ops.Add, ops.Mul, ops.Div):
+        seen = {(np.shape(a), np.shape(b)) for (a, b), _ in CATALOGUE[cls] if _is_array(a, b)}
+        assert set(itertools.product(BROADCAST_SHAPES, repeat=2)) <= seen, cls.__name__
 
 
 def _is_array(*values: Any) -> bool:

@@ -1,8 +1,11 @@
-"""Composite functions, built only from the primitives in :mod:`lora_np.ops`.
+"""Functions of tensors, built from the primitives in :mod:`lora_np.ops`.
 
-None of these has a backward of its own: the engine differentiates them through the
-primitives they are made of. That is the point — e.g. cross-entropy's familiar gradient
-``softmax(z) − onehot(y)`` falls out of LogSoftmax's VJP and GetItem's scatter.
+Most have no backward of their own: the engine differentiates them through the
+primitives they are made of. :func:`cross_entropy` is the exception worth knowing: it
+is one fused primitive (:class:`~lora_np.ops.SoftmaxCrossEntropy`), and
+:func:`composite_cross_entropy` computes the same numbers from LogSoftmax, GetItem and
+Sum — there the familiar gradient ``softmax(z) − onehot(y)`` falls out of LogSoftmax's
+VJP and GetItem's scatter.
 """
 
 from __future__ import annotations
@@ -65,27 +68,48 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 def cross_entropy(logits: Tensor, labels: np.ndarray | Tensor, reduction: str = "mean") -> Tensor:
     """−log softmax(logits)[i, yᵢ], averaged (``"mean"``), summed (``"sum"``) or per row.
 
-    ``logits``: (N, C); ``labels``: N integers in [0, C).
+    ``logits``: (N, C) with N > 0; ``labels``: N integers in [0, C). One fused primitive,
+    :class:`~lora_np.ops.SoftmaxCrossEntropy`; :func:`composite_cross_entropy` gives the
+    same numbers through the general primitives.
     """
-    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"cross_entropy: labels must be integers (class ids), got dtype {y.dtype}")
-    n, c = logits.shape
-    if y.shape != (n,):
-        raise ValueError(
-            f"cross_entropy: expected {n} labels for logits {logits.shape}, got {y.shape}"
-        )
-    if y.size and (y.min() < 0 or y.max() >= c):
-        raise ValueError(
-            f"cross_entropy: labels must be in [0, {c}) for {c} classes, got values in "
-            f"[{y.min()}, {y.max()}]"
-        )
+    y = _checked_labels(logits, labels, reduction, "cross_entropy")
+    return ops.SoftmaxCrossEntropy.apply(logits, labels=y, reduction=reduction)
+
+
+def composite_cross_entropy(
+    logits: Tensor, labels: np.ndarray | Tensor, reduction: str = "mean"
+) -> Tensor:
+    """:func:`cross_entropy` composed of primitives: log_softmax, pick ``[i, yᵢ]``, mean."""
+    y = _checked_labels(logits, labels, reduction, "composite_cross_entropy")
+    n = logits.shape[0]
     log_p = log_softmax(logits, axis=1)[np.arange(n), y]  # log p(yᵢ | xᵢ), one per row
     if reduction == "mean":  # −(1/N)·Σᵢ log p: the sign and the 1/N in one constant
-        return log_p.sum() * (-1.0 / max(n, 1))
-    return _reduce(-log_p, reduction, "cross_entropy")
+        return log_p.sum() * (-1.0 / n)
+    return _reduce(-log_p, reduction, "composite_cross_entropy")
+
+
+def _checked_labels(
+    logits: Tensor, labels: np.ndarray | Tensor, reduction: str, name: str
+) -> np.ndarray:
+    """The labels as an integer array, after checking them against the logits."""
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if logits.ndim != 2:
+        raise ValueError(f"{name}: logits must be (N, C), got shape {logits.shape}")
+    if y.dtype.kind not in "iu":  # signed or unsigned integers (not bool)
+        raise TypeError(f"{name}: labels must be integers (class ids), got dtype {y.dtype}")
+    n, c = logits.shape
+    if y.shape != (n,):
+        raise ValueError(f"{name}: expected {n} labels for logits {logits.shape}, got {y.shape}")
+    if n == 0:
+        raise ValueError(f"{name}: the batch is empty (logits of shape {logits.shape})")
+    if y.min() < 0 or y.max() >= c:
+        raise ValueError(
+            f"{name}: labels must be in [0, {c}) for {c} classes, got values in "
+            f"[{y.min()}, {y.max()}]"
+        )
+    if reduction not in ops.REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return y
 
 
 def mse_loss(prediction: Tensor, target: Tensor | np.ndarray, reduction: str = "mean") -> Tensor:

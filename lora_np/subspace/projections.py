@@ -140,16 +140,6 @@ class DenseProject(Function):
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return (self.matrix.T @ grad,)
 
-    @classmethod
-    def gradcheck_samples(
-        cls, rng: np.random.Generator
-    ) -> list[tuple[tuple[np.ndarray, ...], dict[str, Any]]]:
-        """(inputs, settings) pairs for the engine's registry gradcheck (float64)."""
-        return [
-            ((rng.standard_normal(3),), {"matrix": draw_dense(7, 3, np.float64, rng)}),
-            ((rng.standard_normal(1),), {"matrix": draw_dense(5, 1, np.float64, rng)}),
-        ]
-
 
 class SparseProject(Function):
     """out = P·θ with a constant sparse P stored column by column.
@@ -175,18 +165,6 @@ class SparseProject(Function):
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
         return ((self.values * grad[self.rows]).sum(axis=1),)
-
-    @classmethod
-    def gradcheck_samples(
-        cls, rng: np.random.Generator
-    ) -> list[tuple[tuple[np.ndarray, ...], dict[str, Any]]]:
-        """(inputs, settings) pairs for the engine's registry gradcheck (float64)."""
-        samples = []
-        for num_rows, d in ((9, 4), (16, 16)):
-            rows, values = draw_sparse(num_rows, d, np.float64, rng)
-            settings = {"rows": rows, "values": values, "num_rows": num_rows}
-            samples.append(((rng.standard_normal(d),), settings))
-        return samples
 
 
 class FastfoodProject(Function):
@@ -252,17 +230,6 @@ class FastfoodProject(Function):
         z = fwht(z.reshape(-1, n).sum(axis=0))  # Hᵀ = H, first n entries only
         # Bᵀ = B and s, then drop the padding
         return (z[: self.d] * (self.signs[: self.d] * z.dtype.type(self.scale)),)
-
-    @classmethod
-    def gradcheck_samples(
-        cls, rng: np.random.Generator
-    ) -> list[tuple[tuple[np.ndarray, ...], dict[str, Any]]]:
-        """(inputs, settings) pairs for the engine's registry gradcheck (float64)."""
-        samples = []
-        for num_rows, d in ((5, 3), (8, 8), (300, 7)):
-            settings = draw_fastfood(num_rows, np.float64, rng)
-            samples.append(((rng.standard_normal(d),), settings))
-        return samples
 
 
 def _check_theta(theta: np.ndarray, d: int | None, where: str) -> None:
