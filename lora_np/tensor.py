@@ -290,7 +290,7 @@ class Tensor:
             )
         seed = self._seed(grad)
         root = self._ctx
-        if root is None:  # backward() on a leaf: its gradient is the seed (its own copy)
+        if root is None:  # backward() on a leaf: its gradient is the initial one (its own copy)
             order: list[Function] = []
             grads: dict[Node, np.ndarray] = {self: seed.copy()}
         else:
@@ -478,8 +478,8 @@ def _new_from(fn: Function, grad: np.ndarray, input_grads: tuple[Any, ...], g: n
 
     Plain tests, no reference counting: ``g`` is not a view of another array (such as
     Reshape's), it is not the upstream gradient itself (which Add passes on to both of its
-    inputs, and which may be the seed you passed), it was returned for one input only,
-    and it is not an array ``fn`` holds as an attribute. The rest is the contract of
+    inputs, and which may be the initial gradient you passed), it was returned for one
+    input only, and it is not an array ``fn`` holds as an attribute. The rest is the contract of
     :class:`Function`: ``backward`` does not return an array held anywhere else.
     """
     if g.base is not None or g is grad:  # a view, or the gradient it was given

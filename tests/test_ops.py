@@ -40,9 +40,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import lora_np
-from lora_np import ops, projections
+from lora_np import ops
 from lora_np.gradcheck import gradcheck
 from lora_np.nn import functional as F
+from lora_np.subspace import projections
 from lora_np.tensor import Function, Tensor
 
 Case = tuple[tuple[Any, ...], dict[str, Any]]

@@ -445,7 +445,7 @@ def test_the_seed_passed_to_backward_is_copied() -> None:
     assert not np.shares_memory(x.grad, seed)
     (x + 0.0).backward(seed)
     y = Tensor(np.ones(3), requires_grad=True)
-    (y + 0.0).backward(seed)  # Add passes the seed itself on to its inputs
+    (y + 0.0).backward(seed)  # Add passes the initial gradient itself on to its inputs
     assert not np.shares_memory(y.grad, seed)
     seed[:] = 0
     np.testing.assert_array_equal(x.grad, [2.0, 4.0, 6.0])
@@ -469,7 +469,8 @@ def test_a_gradient_that_a_function_keeps_is_copied() -> None:
 
 def test_a_gradient_that_is_a_view_is_copied() -> None:
     x = Tensor(np.ones((2, 3)), requires_grad=True)
-    x.reshape(6).backward(np.arange(6.0))  # Reshape's backward returns a view of the seed
+    # Reshape's backward returns a view of the initial gradient
+    x.reshape(6).backward(np.arange(6.0))
     assert x.grad.flags.owndata and x.grad.flags.writeable
     np.testing.assert_array_equal(x.grad, np.arange(6.0).reshape(2, 3))
 
