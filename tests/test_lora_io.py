@@ -11,6 +11,7 @@ from safetensors.numpy import load_file, save_file
 
 from lora_np.lora import (
     LoRAConfig,
+    RankWarning,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -119,6 +120,18 @@ def test_round_trip_is_bit_exact(tmp_path, name):
     again = apply_lora(_base(), CONFIGS[name])
     load_adapter(again, tmp_path)
     np.testing.assert_array_equal(_out(again), _out(model))
+
+
+def test_an_adapter_whose_rank_is_above_min_in_out_round_trips(tmp_path):
+    # layer "4" is (out=3, in=8): a PEFT adapter may well have r = 5 there
+    config = LoRAConfig(5, 4.0, target_modules=["0", "4"])
+    with pytest.warns(RankWarning):
+        trained = _trained(config)
+    save_adapter(trained, tmp_path / "adapter")
+    with pytest.warns(RankWarning):
+        loaded = load_adapter(_base(), tmp_path / "adapter")
+    assert loaded[4].rank == 5
+    np.testing.assert_array_equal(_out(loaded), _out(trained))
 
 
 def test_pissa_adapter_round_trip(tmp_path):

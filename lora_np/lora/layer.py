@@ -29,6 +29,7 @@ It then goes further, as PEFT does:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -47,11 +48,36 @@ def variant_for(options: LoRAOptions) -> LoRAVariant:
 
 
 def check_layer_rank(options: LoRAOptions, in_features: int, out_features: int) -> None:
-    """A rank above min(in, out) cannot be the rank of an update of this layer."""
-    if options.rank > min(in_features, out_features):
+    """Any rank r >= 1 fits a layer of shape (out, in), as in PyTorch's module and PEFT.
+
+    B·A has rank at most min(in, out) however large r is, so a larger r adds parameters
+    but no capacity; it is allowed (a PEFT adapter may have such a rank), and the layer
+    warns about it (:class:`RankWarning`). PiSSA is the exception: it fills A and B with
+    the top r singular vectors of W, and W has only min(in, out) of them, so there a
+    larger r is a ValueError.
+    """
+    most = min(in_features, out_features)
+    if options.init == "pissa" and options.rank > most:
         raise ValueError(
-            f"LoRA rank must be in [1, min(in, out)] = [1, {min(in_features, out_features)}] "
-            f"for a layer of shape (out={out_features}, in={in_features}); got {options.rank}"
+            f"init='pissa' takes A and B from the top r singular vectors of W, and a layer of "
+            f"shape (out={out_features}, in={in_features}) has only min(in, out) = {most}; "
+            f"got rank {options.rank}"
+        )
+
+
+class RankWarning(UserWarning):
+    """A LoRA rank above min(in, out): allowed, but the extra rank adds no capacity."""
+
+
+def _warn_if_rank_adds_nothing(rank: int, in_features: int, out_features: int) -> None:
+    most = min(in_features, out_features)
+    if rank > most:
+        warnings.warn(
+            f"LoRA rank {rank} is above min(in, out) = {most} for a layer of shape "
+            f"(out={out_features}, in={in_features}): B·A has rank at most {most}, so the "
+            f"extra {rank - most} add parameters but no capacity",
+            RankWarning,
+            stacklevel=3,
         )
 
 
@@ -60,7 +86,8 @@ class LoRALinear(Module):
 
     Args:
         in_feats, out_feats: the layer's input and output sizes.
-        rank: r, the inner size of the update B·A; 1 <= r <= min(in, out).
+        rank: r >= 1, the inner size of the update B·A (above min(in, out) it adds no
+            capacity: allowed, with a :class:`RankWarning`).
         alpha: α > 0; the update is scaled by ``scaling`` = α/r (α/√r with ``use_rslora``).
         dropout: probability of dropping an input on the adapter path (training only).
         bias: whether the base ``linear`` has a bias (not frozen here, as in the reference
@@ -103,6 +130,7 @@ class LoRALinear(Module):
                 f"expected (out={out_feats}, in={in_feats})"
             )
         check_layer_rank(self.options, in_feats, out_feats)
+        _warn_if_rank_adds_nothing(self.rank, in_feats, out_feats)
         self.variant = variant_for(self.options)
         self.in_features, self.out_features = in_feats, out_feats
         self.linear = base
