@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lora_np.gradcheck import gradcheck, numerical_grad
-from lora_np.lora import LoRALinear, RankWarning
+from lora_np.lora import LoRALinear, MergedTrainingWarning, RankWarning
 from lora_np.nn import Linear, ReLU, functional_call
-from lora_np.tensor import Tensor
+from lora_np.tensor import Tensor, no_grad
 
 F64 = np.float64
 
@@ -251,10 +251,29 @@ def test_merged_forward_skips_the_adapter_and_dropout():
     _randomise_b(layer)
     layer.merge()
     x = Tensor(np.random.default_rng(1).standard_normal((8, 5)), requires_grad=True)
-    y = layer(x)  # training mode, p = 0.9: the merged path has no dropout at all
+    with pytest.warns(MergedTrainingWarning):
+        y = layer(x)  # training mode, p = 0.9: the merged path has no dropout at all
     np.testing.assert_allclose(y.data, x.data @ layer.linear.weight.data.T, rtol=1e-13)
     y.sum().backward()
     assert layer.lora_a.weight.grad is None and layer.lora_b.weight.grad is None
+
+
+def test_a_merged_layer_run_as_if_training_says_its_adapter_will_not_train(recwarn):
+    layer = _layer()
+    layer.merge()
+    x = Tensor(np.random.default_rng(1).standard_normal((8, 5)))
+    with no_grad():
+        layer(x)  # inference under no_grad: fine
+    layer.eval()(x)  # inference in eval mode: fine
+    assert not [w for w in recwarn if w.category is MergedTrainingWarning]
+    layer.train()
+    layer(x)
+    layer(x)  # once per merge
+    seen = [str(w.message) for w in recwarn if w.category is MergedTrainingWarning]
+    assert len(seen) == 1 and "A and B get no gradient" in seen[0] and "unmerge()" in seen[0]
+    layer.unmerge()
+    layer(x)  # unmerged, it trains: no warning
+    assert len([w for w in recwarn if w.category is MergedTrainingWarning]) == 1
 
 
 def test_delta_weight_is_scaling_b_a():

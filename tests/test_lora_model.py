@@ -24,6 +24,7 @@ from lora_np.nn import MLP, Linear, Module, ReLU, Sequential
 from lora_np.nn import functional as F
 from lora_np.optim import Adam
 from lora_np.tensor import Tensor
+from lora_np.train import fit
 
 F64 = np.float64
 
@@ -125,6 +126,21 @@ def test_apply_lora_accepts_a_rank_above_a_layers_min_in_out():
     loss = F.cross_entropy(model(_x()), np.array([0, 1, 2, 0, 1]))
     loss.backward()
     assert model[4].lora_a.weight.grad is not None
+
+
+def test_fit_refuses_a_model_with_merged_layers_and_trains_once_unmerged():
+    model = apply_lora(_mlp(), LoRAConfig(2, 4.0, target_modules=["0", "2"]))
+    X = np.random.default_rng(0).standard_normal((32, 6))
+    y = np.random.default_rng(1).integers(0, 3, 32)
+    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model[2].merge()
+    b_before = model[2].lora_b.weight.data.copy()
+    with pytest.raises(RuntimeError, match=r"layers \['2'\] are merged.*unmerge\(\) them first"):
+        fit(model, (X, y), optimizer=optimizer, steps=3, progress=False)
+    np.testing.assert_array_equal(model[2].lora_b.weight.data, b_before)  # no step was taken
+    model[2].unmerge()
+    fit(model, (X, y), optimizer=optimizer, steps=3, progress=False)
+    assert not np.array_equal(model[2].lora_b.weight.data, b_before)
 
 
 def test_apply_twice_is_an_error():
@@ -285,6 +301,7 @@ def test_unload_gives_back_the_base_model():
     apply_lora(model, LoRAConfig(2, 4.0, target_modules="all-linear"))
     _perturb(model)
     model[2].merge()
+    model.eval()  # a merged layer is for inference
     assert not np.allclose(model(x).data, y_base)
     unload(model)
     assert not lora_layers(model)

@@ -36,10 +36,10 @@ import numpy as np
 
 from lora_np.lora.dora import DoRAVariant
 from lora_np.lora.options import LoRAOptions
-from lora_np.lora.variants import LoRAVariant
+from lora_np.lora.variants import LoRAVariant, trainable_parameters
 from lora_np.nn import Dropout, Linear, Module, init
 from lora_np.rng import get_rng
-from lora_np.tensor import Tensor
+from lora_np.tensor import Tensor, is_grad_enabled
 
 
 def variant_for(options: LoRAOptions) -> LoRAVariant:
@@ -67,6 +67,10 @@ def check_layer_rank(options: LoRAOptions, in_features: int, out_features: int) 
 
 class RankWarning(UserWarning):
     """A LoRA rank above min(in, out): allowed, but the extra rank adds no capacity."""
+
+
+class MergedTrainingWarning(UserWarning):
+    """A merged LoRALinear was run as if training: its adapter gets no gradient."""
 
 
 def _warn_if_rank_adds_nothing(rank: int, in_features: int, out_features: int) -> None:
@@ -143,6 +147,7 @@ class LoRALinear(Module):
         self.linear.weight.requires_grad = False
         self._merged_from: np.ndarray | None = None  # W before merge(), restored by unmerge()
         self.disabled = False  # set by disable_adapter(): forward runs the base layer only
+        self._warned_merged = False  # see forward(): warned of training while merged
         self._init_params(rng)
         self.variant.add_parameters(self)
         if self.options.freeze_a:
@@ -281,6 +286,7 @@ class LoRALinear(Module):
             )
         self._merged_from = self.linear.weight.data
         self.linear.weight.data = new.astype(self._merged_from.dtype)
+        self._warned_merged = False  # warn again if this merge is trained through
 
     def unmerge(self) -> None:
         """Restore the weight saved by :meth:`merge` (exactly, not by subtraction)."""
@@ -292,10 +298,29 @@ class LoRALinear(Module):
     # ----------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tensor:
         """h = W·x + b + s·B·A·dropout(x) (or the variant's form); the base layer alone
-        if merged or disabled."""
+        if merged or disabled.
+
+        A merged layer is for inference: its adapter gets no gradient. Run in training
+        mode with gradients on, it says so once per merge (:class:`MergedTrainingWarning`);
+        :func:`lora_np.train.fit` refuses a model with merged layers outright.
+        """
         if self.merged or self.disabled:
+            if self.merged and self.training and not self._warned_merged and is_grad_enabled():
+                self._warn_merged_training()
             return self.linear(x)
         return self.variant.forward(self, x)
+
+    def _warn_merged_training(self) -> None:
+        if not any(p.requires_grad for p in trainable_parameters(self)):
+            return
+        self._warned_merged = True
+        warnings.warn(
+            "a merged LoRALinear runs in training mode: its adapter is folded into "
+            "linear.weight, so A and B get no gradient and will not train. Call unmerge() to "
+            "train the adapter; for inference, use eval() or no_grad()",
+            MergedTrainingWarning,
+            stacklevel=3,
+        )
 
     def extra_repr(self) -> str:
         parts = [
