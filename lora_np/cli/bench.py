@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.nn import MLP, Linear, Module, linear_layers
 from lora_np.nn import functional as F
+from lora_np.progress import progress_counter
 from lora_np.tensor import Tensor
 
 SECTIONS: tuple[str, ...] = ("engine", "lora", "subspace")
@@ -152,12 +153,11 @@ def benchmark(
         },
         "sections": {},
     }
-    from tqdm.auto import tqdm
-
-    bar = tqdm(sections, desc="bench", disable=not progress, leave=False)
-    for name in bar:
+    bar = progress_counter(enabled=progress, total=len(sections), desc="bench", unit="section")
+    for name in sections:
         bar.set_postfix_str(name)
         results["sections"][name] = runners[name](timer)
+        bar.update(1)
     bar.close()
     return results
 
