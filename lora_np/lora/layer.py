@@ -319,7 +319,7 @@ class LoRALinear(Module):
             "linear.weight, so A and B get no gradient and will not train. Call unmerge() to "
             "train the adapter; for inference, use eval() or no_grad()",
             MergedTrainingWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
     def extra_repr(self) -> str:
