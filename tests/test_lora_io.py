@@ -377,6 +377,8 @@ def test_saving_over_a_file_is_a_clear_error_naming_it(tmp_path):
         save_adapter(_trained(CONFIGS["plain"]), path)
     assert path.read_bytes() == b"not mine to overwrite"
     assert os.listdir(tmp_path) == ["adapter.safetensors"]
+    with pytest.raises(NotADirectoryError, match=r"load_adapter: .*adapter\.safetensors is a file"):
+        load_adapter(_base(), path)
 
 
 def test_other_files_in_the_folder_and_its_permissions_are_kept(tmp_path):

@@ -241,6 +241,11 @@ def parse_adapter_tensors(data: bytes, path: str | os.PathLike[str]) -> dict[str
 def _read_adapter_folder(directory: Path) -> tuple[LoRAConfig, dict[str, np.ndarray], Path]:
     """The config and the tensors of the adapter in ``directory``, read from one folder
     (see the module docstring); also the folder they came from."""
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"load_adapter: {directory} is a file; an adapter is a folder holding "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     try:
         folder, files = read_folder(directory, (CONFIG_NAME, WEIGHTS_NAME))
     except FileNotFoundError as err:
