@@ -8,9 +8,17 @@ One step of ``fit`` is the loop every PyTorch user knows::
     optimizer.step()                  # update the parameters from their .grad
 
 around it: mini-batches that reshuffle every epoch (:func:`lora_np.data.batches`), a
-progress bar (:mod:`lora_np.progress`; a widget in a notebook) showing the loss, a check that
-stops at the first non-finite loss, and periodic evaluation on the whole training set
-and on held-out data.
+progress bar (:mod:`lora_np.progress`; a widget in a notebook) showing the loss, and
+periodic evaluation on the whole training set and on held-out data.
+
+Training that goes wrong says so, whatever the optimizer: a NaN or infinite loss stops
+it (FloatingPointError), so do weights that are no longer finite at the end, and a loss
+that grows more than :data:`EXPLOSION_FACTOR`-fold over its first value gets a
+:class:`DivergenceWarning` (Adam's step is bounded by its learning rate, so with a
+far too large one the weights grow huge while the loss stays finite). These checks live
+here rather than in the optimizers because the loop is what sees the loss, and because
+a scan of every weight at every step would cost each optimizer step a pass over all the
+weights. A model with merged LoRA layers is refused: a merged adapter gets no gradient.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +42,13 @@ from lora_np.rng import get_rng
 from lora_np.tensor import Tensor, no_grad
 
 LossFn = Callable[[Tensor, Any], Tensor]
+
+#: A loss this many times its first step's value means training is diverging.
+EXPLOSION_FACTOR = 1000.0
+
+
+class DivergenceWarning(RuntimeWarning):
+    """The loss grew more than :data:`EXPLOSION_FACTOR`-fold during :func:`fit`."""
 
 
 @dataclass
@@ -175,8 +191,14 @@ def fit(
     afterwards each module is put back in the mode it was in.
 
     A loss that is NaN or infinite stops training with a ``FloatingPointError`` naming
-    the step (before its backward pass, so the parameters are those that produced it).
-    ``progress=False`` silences the progress bar.
+    the step (before its backward pass, so the parameters are those that produced it);
+    parameters that are NaN or infinite after the last step raise one too. A loss above
+    :data:`EXPLOSION_FACTOR` times the first step's gives a :class:`DivergenceWarning`
+    (once per call). Refused before any step: a model with merged layers (modules whose
+    ``merged`` is True, such as a LoRALinear after ``merge()``), whose adapters would get
+    no gradient, and an optimizer none of whose parameters requires grad.
+    ``progress=False`` hides the progress bar (see :mod:`lora_np.progress` for when one is
+    shown).
     """
     X, y = _check_pair(train, "train")
     X = _as_model_dtype(model, X)
@@ -191,6 +213,7 @@ def fit(
             "fit: optimizer must have step() and zero_grad() (e.g. lora_np.optim.Adam), "
             f"got {type(optimizer).__name__}"
         )
+    _check_trainable(model, optimizer)
     batch_size = _positive_int(batch_size, "batch_size")
     per_epoch = num_batches(len(X), batch_size)
     if steps is not None:
@@ -207,12 +230,16 @@ def fit(
     try:
         with _modes_restored(model):
             model.train()
-            step = 0
+            step, warned = 0, False
             while step < total:
                 for xb, yb in batches(X, y, batch_size, shuffle=True, rng=rng):
                     step += 1
                     value = _train_step(model, optimizer, loss, xb, yb, step, total)
                     history.loss.append(value)
+                    first = history.loss[0]
+                    if not warned and first > 0 and value > EXPLOSION_FACTOR * first:
+                        warned = True  # once per call
+                        _warn_divergence(first, value, step, total)
                     bar.update(1)
                     evaluated = step % eval_every == 0 or step == total
                     if evaluated:
@@ -227,10 +254,63 @@ def fit(
                         break
     finally:
         bar.close()
+    _check_finite_parameters(model, optimizer, step)
     history.steps = step
     history.epochs = step / per_epoch
     history.wall_time = time.perf_counter() - start_time
     return history
+
+
+def _optimized_parameters(optimizer: Any) -> list[Tensor] | None:
+    """The parameters an optimizer updates, if it says (``param_groups``, as PyTorch's)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None:
+        return None
+    return [p for group in groups for p in group["params"]]
+
+
+def _check_trainable(model: Module, optimizer: Any) -> None:
+    merged = [name or type(m).__name__ for name, m in model.named_modules() if _is_merged(m)]
+    if merged:
+        raise RuntimeError(
+            f"fit: layers {merged} are merged (merge() folds the adapter into the weight, "
+            "for inference), so their adapters would get no gradient and never train; "
+            "unmerge() them first, or merge_and_unload() to train plain layers"
+        )
+    params = _optimized_parameters(optimizer)
+    if params is not None and not any(p.requires_grad for p in params):
+        raise ValueError(
+            f"fit: none of the optimizer's {len(params)} parameters requires grad, so nothing "
+            "would train; build the optimizer from the trainable ones "
+            "([p for p in model.parameters() if p.requires_grad])"
+        )
+
+
+def _is_merged(module: Module) -> bool:
+    return getattr(module, "merged", False) is True
+
+
+def _warn_divergence(first: float, value: float, step: int, total: int) -> None:
+    warnings.warn(
+        f"fit: the loss is {value:.4g} at step {step} of {total}, more than "
+        f"{EXPLOSION_FACTOR:g} times its first value {first:.4g}: training is diverging. "
+        "Try a smaller learning rate.",
+        DivergenceWarning,
+        stacklevel=3,
+    )
+
+
+def _check_finite_parameters(model: Module, optimizer: Any, step: int) -> None:
+    params = _optimized_parameters(optimizer)
+    if params is None:
+        params = list(model.parameters())
+    names = {id(p): name for name, p in model.named_parameters()}
+    bad = [names.get(id(p), "?") for p in params if not np.all(np.isfinite(p.data))]
+    if bad:
+        raise FloatingPointError(
+            f"fit: after step {step} the parameters {bad} hold NaN or inf; training went "
+            "wrong. Try a smaller learning rate, and check the inputs for NaN or inf."
+        )
 
 
 def _train_step(

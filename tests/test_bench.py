@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-import threadpoolctl
 
 from lora_np.cli import bench
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
@@ -100,10 +99,9 @@ def test_a_skipped_section_says_why() -> None:
 def test_unknown_section_and_bad_repeats_are_errors() -> None:
     with pytest.raises(ValueError, match="unknown bench sections"):
         bench.benchmark(sections=("nope",), repeats=1, quick=True, progress=False)
-    parser = argparse.ArgumentParser()
-    bench.configure(parser)
-    with pytest.raises(ValueError, match="--repeats"):
-        bench.run(parser.parse_args(["--repeats", "0"]))
+    with pytest.raises(ValueError, match="repeats must be an int >= 1, got 0"):
+        bench.benchmark(repeats=0, quick=True, progress=False)
+    # on the command line --repeats 0 is a usage error: tests/test_cli.py
 
 
 def test_timer_interleaves_and_reports_one_time_per_round() -> None:
@@ -181,13 +179,3 @@ def test_reference_rejects_mismatched_arguments() -> None:
         ReferenceMLP([w, w], [b])
     with pytest.raises(ValueError, match="adapters for layers"):
         ReferenceLoRAMLP([w], [b], {3: (np.zeros((1, 2)), np.zeros((3, 1)))}, scaling=1.0)
-
-
-def test_threads_option_limits_blas_for_the_block() -> None:
-    with pytest.raises(ValueError, match="--threads"), bench._blas_threads(0):
-        pass
-    with bench._blas_threads(None):
-        pass  # no limit: nothing to check but that it runs
-    with bench._blas_threads(1):
-        pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-        assert all(p["num_threads"] == 1 for p in pools)

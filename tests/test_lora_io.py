@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +13,9 @@ from safetensors.numpy import load_file, save_file
 
 from lora_np.lora import (
     LoRAConfig,
+    RankWarning,
     apply_lora,
+    io,
     load_adapter,
     lora_layers,
     lora_state_dict,
@@ -119,6 +123,18 @@ def test_round_trip_is_bit_exact(tmp_path, name):
     again = apply_lora(_base(), CONFIGS[name])
     load_adapter(again, tmp_path)
     np.testing.assert_array_equal(_out(again), _out(model))
+
+
+def test_an_adapter_whose_rank_is_above_min_in_out_round_trips(tmp_path):
+    # layer "4" is (out=3, in=8): a PEFT adapter may well have r = 5 there
+    config = LoRAConfig(5, 4.0, target_modules=["0", "4"])
+    with pytest.warns(RankWarning):
+        trained = _trained(config)
+    save_adapter(trained, tmp_path / "adapter")
+    with pytest.warns(RankWarning):
+        loaded = load_adapter(_base(), tmp_path / "adapter")
+    assert loaded[4].rank == 5
+    np.testing.assert_array_equal(_out(loaded), _out(trained))
 
 
 def test_pissa_adapter_round_trip(tmp_path):
@@ -238,3 +254,159 @@ def test_interrupted_save_keeps_the_old_files(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]  # temp file removed
     for name, data in before.items():
         assert (tmp_path / name).read_bytes() == data
+
+
+# --------------------------------------------------------------------------- whole or nothing
+
+
+def _fail_on_second_write(monkeypatch):
+    """Make save_adapter's second file write fail (a full disk, a Ctrl-C) part way."""
+    real = io.write_atomic
+    calls = []
+
+    def write_atomic(path, write, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+
+            def half(file):
+                write(file)  # the bytes went out, then the disk filled up before the sync
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return real(path, half, *args, **kwargs)
+        return real(path, write, *args, **kwargs)
+
+    monkeypatch.setattr(io, "write_atomic", write_atomic)
+    return calls
+
+
+def test_a_save_that_fails_at_the_second_file_leaves_the_old_adapter_loadable(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "adapter"
+    first, second = _trained(CONFIGS["plain"], seed=1), _trained(CONFIGS["plain"], seed=5)
+    save_adapter(first, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    calls = _fail_on_second_write(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        save_adapter(second, folder)
+    assert len(calls) == 2  # the first file was written in full, the second failed
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(os.listdir(tmp_path)) == ["adapter"]  # no staging folder left
+    np.testing.assert_array_equal(_out(load_adapter(_base(), folder)), _out(first))
+
+
+def test_a_save_that_fails_at_the_second_file_leaves_no_new_folder(tmp_path, monkeypatch):
+    _fail_on_second_write(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        save_adapter(_trained(CONFIGS["plain"]), tmp_path / "adapter")
+    assert os.listdir(tmp_path) == []  # neither a half-written adapter nor a staging folder
+
+
+def _die_at_rename(monkeypatch, number: int) -> None:
+    """The process dies at the ``number``-th folder rename (nothing after it runs)."""
+    real, seen = os.rename, []
+
+    class Died(BaseException):
+        pass
+
+    def rename(src, dst):
+        seen.append(dst)
+        if len(seen) == number:
+            raise Died
+        real(src, dst)
+
+    monkeypatch.setattr("lora_np.files.os.rename", rename)
+    return Died
+
+
+@pytest.mark.parametrize(
+    ("rename", "loads"),
+    [(1, "old"), (2, "old"), (3, "new")],
+    ids=["before-staged-complete", "before-old-moved-away", "between-the-two-renames"],
+)
+def test_a_save_that_dies_between_renames_leaves_an_adapter_that_loads(
+    tmp_path, monkeypatch, rename, loads
+):
+    # renames: 1 staging -> .adapter.new (complete), 2 adapter -> .adapter.old,
+    # 3 .adapter.new -> adapter
+    folder = tmp_path / "adapter"
+    old, new = _trained(CONFIGS["plain"], seed=1), _trained(CONFIGS["plain"], seed=5)
+    save_adapter(old, folder)
+    died = _die_at_rename(monkeypatch, rename)
+    with pytest.raises(died):
+        save_adapter(new, folder)
+    monkeypatch.undo()
+    assert (folder.exists()) == (rename != 3)  # only between the two renames is it missing
+    expected = {"old": old, "new": new}[loads]
+    np.testing.assert_array_equal(_out(load_adapter(_base(), folder)), _out(expected))
+    # the next save cleans up (and finishes an interrupted swap first)
+    third = _trained(CONFIGS["plain"], seed=7)
+    save_adapter(third, folder)
+    assert sorted(os.listdir(tmp_path)) == ["adapter"]
+    assert sorted(os.listdir(folder)) == [CONFIG_NAME, WEIGHTS_NAME]
+    np.testing.assert_array_equal(_out(load_adapter(_base(), folder)), _out(third))
+
+
+@pytest.mark.parametrize("rename", [1, 2, 3])
+def test_a_rename_that_fails_is_rolled_back_to_the_old_adapter(tmp_path, monkeypatch, rename):
+    folder = tmp_path / "adapter"
+    old = _trained(CONFIGS["plain"], seed=1)
+    save_adapter(old, folder)
+    real, seen = os.rename, []
+
+    def rename_fails(src, dst):
+        seen.append(dst)
+        if len(seen) == rename:
+            raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr("lora_np.files.os.rename", rename_fails)
+    with pytest.raises(PermissionError):
+        save_adapter(_trained(CONFIGS["plain"], seed=5), folder)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["adapter"]
+    np.testing.assert_array_equal(_out(load_adapter(_base(), folder)), _out(old))
+
+
+def test_saving_over_a_file_is_a_clear_error_naming_it(tmp_path):
+    path = tmp_path / "adapter.safetensors"
+    path.write_bytes(b"not mine to overwrite")
+    with pytest.raises(
+        NotADirectoryError, match=rf"save_adapter: {re.escape(str(path))} is a file"
+    ):
+        save_adapter(_trained(CONFIGS["plain"]), path)
+    assert path.read_bytes() == b"not mine to overwrite"
+    assert os.listdir(tmp_path) == ["adapter.safetensors"]
+    with pytest.raises(NotADirectoryError, match=r"load_adapter: .*adapter\.safetensors is a file"):
+        load_adapter(_base(), path)
+
+
+def test_other_files_in_the_folder_and_its_permissions_are_kept(tmp_path):
+    folder = tmp_path / "adapter"
+    save_adapter(_trained(CONFIGS["plain"], seed=1), folder)
+    (folder / "README.md").write_text("my notes")
+    (folder / "runs").mkdir()
+    (folder / "runs" / "log.txt").write_text("epoch 1")
+    folder.chmod(0o750)
+    second = _trained(CONFIGS["plain"], seed=5)
+    save_adapter(second, folder)
+    assert (folder / "README.md").read_text() == "my notes"
+    assert (folder / "runs" / "log.txt").read_text() == "epoch 1"
+    assert folder.stat().st_mode & 0o777 == 0o750
+    np.testing.assert_array_equal(_out(load_adapter(_base(), folder)), _out(second))
+
+
+# --------------------------------------------------------------------------- merged layers
+
+
+def test_loading_into_merged_layers_is_refused_and_changes_nothing(saved):
+    model = apply_lora(_base(), CONFIGS["plain"], rng=np.random.default_rng(3))
+    model[0].merge()
+    before = _snapshot(model)
+    with pytest.raises(RuntimeError, match=r"layers \['0'\] are merged.*unmerge\(\) them first"):
+        load_adapter(model, saved)
+    for key, value in _snapshot(model).items():
+        np.testing.assert_array_equal(value, before[key])
+    model[0].unmerge()
+    load_adapter(model, saved)  # unmerged, it loads
+    np.testing.assert_array_equal(_out(model), _out(load_adapter(_base(), saved)))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lora_np.gradcheck import gradcheck, numerical_grad
-from lora_np.lora import LoRALinear
+from lora_np.lora import LoRALinear, MergedTrainingWarning, RankWarning
 from lora_np.nn import Linear, ReLU, functional_call
-from lora_np.tensor import Tensor
+from lora_np.tensor import Tensor, no_grad
 
 F64 = np.float64
 
@@ -251,10 +251,29 @@ def test_merged_forward_skips_the_adapter_and_dropout():
     _randomise_b(layer)
     layer.merge()
     x = Tensor(np.random.default_rng(1).standard_normal((8, 5)), requires_grad=True)
-    y = layer(x)  # training mode, p = 0.9: the merged path has no dropout at all
+    with pytest.warns(MergedTrainingWarning):
+        y = layer(x)  # training mode, p = 0.9: the merged path has no dropout at all
     np.testing.assert_allclose(y.data, x.data @ layer.linear.weight.data.T, rtol=1e-13)
     y.sum().backward()
     assert layer.lora_a.weight.grad is None and layer.lora_b.weight.grad is None
+
+
+def test_a_merged_layer_run_as_if_training_says_its_adapter_will_not_train(recwarn):
+    layer = _layer()
+    layer.merge()
+    x = Tensor(np.random.default_rng(1).standard_normal((8, 5)))
+    with no_grad():
+        layer(x)  # inference under no_grad: fine
+    layer.eval()(x)  # inference in eval mode: fine
+    assert not [w for w in recwarn if w.category is MergedTrainingWarning]
+    layer.train()
+    layer(x)
+    layer(x)  # once per merge
+    seen = [str(w.message) for w in recwarn if w.category is MergedTrainingWarning]
+    assert len(seen) == 1 and "A and B get no gradient" in seen[0] and "unmerge()" in seen[0]
+    layer.unmerge()
+    layer(x)  # unmerged, it trains: no warning
+    assert len([w for w in recwarn if w.category is MergedTrainingWarning]) == 1
 
 
 def test_delta_weight_is_scaling_b_a():
@@ -358,7 +377,6 @@ def test_from_linear_shares_and_freezes_the_layer():
     ("args", "kind", "match"),
     [
         ((5, 4, 0, 1.0), ValueError, "rank must be >= 1"),
-        ((5, 4, 5, 1.0), ValueError, r"min\(in, out\)"),
         ((5, 4, 2.0, 1.0), TypeError, "rank must be an int"),
         ((5, 4, 2, 0.0), ValueError, "alpha must be"),
         ((5, 4, 2, -1.0), ValueError, "alpha must be"),
@@ -369,6 +387,32 @@ def test_from_linear_shares_and_freezes_the_layer():
 def test_bad_arguments(args, kind, match):
     with pytest.raises(kind, match=match):
         LoRALinear(*args)
+
+
+def test_a_rank_above_min_in_out_is_accepted_with_a_warning():
+    # as in the reference PyTorch module and PEFT: r = 7 > min(6, 8) is legal, just wasteful
+    with pytest.warns(RankWarning, match=r"rank 7 is above min\(in, out\) = 6.*no capacity"):
+        layer = LoRALinear(6, 8, rank=7, alpha=1, dtype=F64, rng=np.random.default_rng(0))
+    assert layer.lora_a.weight.shape == (7, 6) and layer.lora_b.weight.shape == (8, 7)
+    _randomise_b(layer)
+    x = Tensor(np.random.default_rng(2).standard_normal((3, 6)))
+    expected = x.data @ (layer.linear.weight.data + layer.delta_weight()).T
+    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12, atol=1e-12)
+    assert np.linalg.matrix_rank(layer.delta_weight()) == 6  # no more than min(in, out)
+    assert gradcheck(
+        lambda a, b: functional_call(layer, {"lora_a.weight": a, "lora_b.weight": b}, x),
+        [Tensor(layer.lora_a.weight.data, True), Tensor(layer.lora_b.weight.data, True)],
+    )
+
+
+def test_a_rank_within_min_in_out_does_not_warn(recwarn):
+    LoRALinear(6, 8, rank=6, alpha=1)
+    assert not [w for w in recwarn if issubclass(w.category, RankWarning)]
+
+
+def test_pissa_needs_a_rank_within_min_in_out():
+    with pytest.raises(ValueError, match=r"init='pissa'.*has only min\(in, out\) = 6; got rank 7"):
+        LoRALinear(6, 8, rank=7, alpha=1, init="pissa")
 
 
 def test_bad_init_and_wrapping_non_linear():

@@ -8,6 +8,7 @@ import pytest
 from lora_np.lora import (
     LoRAConfig,
     LoRALinear,
+    RankWarning,
     apply_lora,
     count_parameters,
     disable_adapter,
@@ -23,6 +24,7 @@ from lora_np.nn import MLP, Linear, Module, ReLU, Sequential
 from lora_np.nn import functional as F
 from lora_np.optim import Adam
 from lora_np.tensor import Tensor
+from lora_np.train import fit
 
 F64 = np.float64
 
@@ -108,11 +110,37 @@ def test_unmatched_target_names_what_exists_and_changes_nothing():
     assert not lora_layers(model)
     with pytest.raises(TypeError, match="'1', a ReLU"):
         apply_lora(model, LoRAConfig(2, 4.0, target_modules=["1"]))
-    # rank too large for layer "4" (out=3): refused before any layer is touched
-    with pytest.raises(ValueError, match="layer '4'"):
-        apply_lora(model, LoRAConfig(4, 4.0, target_modules=["0", "4"]))
+    # PiSSA with a rank above layer "4"'s min(in, out) = 3: refused before any layer is touched
+    with pytest.raises(ValueError, match=r"layer '4'.*pissa"):
+        apply_lora(model, LoRAConfig(4, 4.0, target_modules=["0", "4"], init="pissa"))
     assert not lora_layers(model)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_apply_lora_accepts_a_rank_above_a_layers_min_in_out():
+    # layer "4" is (out=3, in=8): rank 4 > 3 adds no capacity, but is legal (as in PEFT)
+    with pytest.warns(RankWarning, match=r"above min\(in, out\) = 3"):
+        model = apply_lora(_mlp(), LoRAConfig(4, 4.0, target_modules=["0", "4"]))
+    assert model[4].lora_a.weight.shape == (4, 8) and model[4].lora_b.weight.shape == (3, 4)
+    _perturb(model)
+    loss = F.cross_entropy(model(_x()), np.array([0, 1, 2, 0, 1]))
+    loss.backward()
+    assert model[4].lora_a.weight.grad is not None
+
+
+def test_fit_refuses_a_model_with_merged_layers_and_trains_once_unmerged():
+    model = apply_lora(_mlp(), LoRAConfig(2, 4.0, target_modules=["0", "2"]))
+    X = np.random.default_rng(0).standard_normal((32, 6))
+    y = np.random.default_rng(1).integers(0, 3, 32)
+    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model[2].merge()
+    b_before = model[2].lora_b.weight.data.copy()
+    with pytest.raises(RuntimeError, match=r"layers \['2'\] are merged.*unmerge\(\) them first"):
+        fit(model, (X, y), optimizer=optimizer, steps=3, progress=False)
+    np.testing.assert_array_equal(model[2].lora_b.weight.data, b_before)  # no step was taken
+    model[2].unmerge()
+    fit(model, (X, y), optimizer=optimizer, steps=3, progress=False)
+    assert not np.array_equal(model[2].lora_b.weight.data, b_before)
 
 
 def test_apply_twice_is_an_error():
@@ -273,6 +301,7 @@ def test_unload_gives_back_the_base_model():
     apply_lora(model, LoRAConfig(2, 4.0, target_modules="all-linear"))
     _perturb(model)
     model[2].merge()
+    model.eval()  # a merged layer is for inference
     assert not np.allclose(model(x).data, y_base)
     unload(model)
     assert not lora_layers(model)

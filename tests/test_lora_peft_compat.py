@@ -2,8 +2,9 @@
 writing our adapters.
 
 Needs torch and peft (the ``compat`` extra: ``pip install -e ".[dev,compat]"``); they are
-not dependencies of lora_np, so the module is skipped where they are missing. The
-reference module is ``reference/lora_linear.py`` in this repository.
+not dependencies of lora_np, so the module is skipped where they are missing — except
+in CI, where a skip fails the run (tests/conftest.py). The reference module is
+``reference/lora_linear.py`` in this repository.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ peft = pytest.importorskip("peft")
 from lora_np.lora import (  # noqa: E402
     LoRAConfig,
     LoRALinear,
+    RankWarning,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -72,6 +74,20 @@ def test_same_state_dict_forward_and_gradients_as_the_reference_module():
             assert mine is None, name
         else:
             np.testing.assert_allclose(mine, p.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_rank_above_min_in_out_works_as_in_the_reference_module():
+    reference = _reference_module()
+    torch.manual_seed(0)
+    theirs = reference.LoRALinear(6, 8, 7, 1.0).double()  # PyTorch accepts r = 7 > min(6, 8)
+    with torch.no_grad():
+        theirs.lora_b.weight.normal_()
+    with pytest.warns(RankWarning):
+        ours = LoRALinear(6, 8, 7, 1.0, dtype=np.float64)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((5, 6))
+    expected = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours(Tensor(x)).data, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_same_init_distribution_as_the_reference_module():
@@ -167,6 +183,19 @@ def test_adapter_saved_by_peft_loads_here(tmp_path, case):
         else:
             mine = params[f"{layer}.magnitude"]
         np.testing.assert_allclose(mine.grad, p.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_peft_adapter_whose_rank_is_above_min_in_out_loads_here(tmp_path):
+    # r = 6 is more than layer "0" (out 8, in 4) and layer "4" (out 3, in 8) can use
+    torch.manual_seed(0)
+    config = peft.LoraConfig(r=6, lora_alpha=6, target_modules=["0", "4"], init_lora_weights=False)
+    peft_model = peft.get_peft_model(_torch_mlp(_base()), config)
+    peft_model.save_pretrained(tmp_path)
+    with pytest.warns(RankWarning):
+        model = load_adapter(_base(), tmp_path)
+    assert [(n, layer.rank) for n, layer in lora_layers(model)] == [("0", 6), ("4", 6)]
+    theirs = peft_model(torch.from_numpy(_x())).detach().numpy()
+    np.testing.assert_allclose(model(Tensor(_x())).data, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_merged_adapter_matches_peft_merge_and_unload(tmp_path):

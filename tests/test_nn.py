@@ -212,6 +212,23 @@ def test_dropout_inverted_scaling_and_eval_identity() -> None:
         Dropout(1.0)
 
 
+@pytest.mark.parametrize("p", [-0.5, 1.0, 1.5])
+def test_mlp_dropout_out_of_range_is_the_same_error_as_dropouts(p: float) -> None:
+    with pytest.raises(ValueError) as from_dropout:
+        Dropout(p)
+    with pytest.raises(ValueError) as from_mlp:
+        MLP([3, 4, 2], dropout=p)
+    assert (
+        str(from_mlp.value) == str(from_dropout.value) == f"Dropout: p must be in [0, 1), got {p}"
+    )
+
+
+def test_dropout_that_is_not_a_number_is_a_type_error() -> None:
+    for make in (lambda: Dropout("0.5"), lambda: MLP([3, 4, 2], dropout="0.5")):
+        with pytest.raises(TypeError, match=r"p must be a number in \[0, 1\), got str '0\.5'"):
+            make()
+
+
 def test_dropout_same_seed_same_mask() -> None:
     x = Tensor(np.ones((4, 6)))
     a = F.dropout(x, 0.5, rng=rng(3)).data
@@ -507,6 +524,23 @@ def test_load_state_dict_shape_mismatch_names_key_and_shapes() -> None:
         with pytest.raises(ValueError, match=r"'2.weight'.*\(4, 2\).*\(2, 4\)"):
             model.load_state_dict(sd, strict=strict)
         assert _snapshot(model) == before  # the valid '0.bias' was not loaded either
+
+
+def test_load_state_dict_with_strings_names_the_key_and_loads_nothing() -> None:
+    model = MLP([3, 4, 2], rng=rng(0))
+    before = _snapshot(model)
+    sd = model.state_dict()
+    sd["2.bias"] = np.array(["a", "b"])
+    sd["0.bias"] = np.array(["1.5"] * 4)  # NumPy would turn this one into a float quietly
+    with pytest.raises(StateDictError) as info:
+        model.load_state_dict(sd)
+    message = str(info.value)
+    assert "not real numbers" in message and "nothing was loaded" in message
+    assert "'2.bias' (dtype <U1; the model has float32)" in message
+    assert "'0.bias' (dtype <U3" in message
+    assert _snapshot(model) == before
+    with pytest.raises(StateDictError, match=r"'0.weight' \(dtype object"):
+        model.load_state_dict({**model.state_dict(), "0.weight": np.full((4, 3), None)})
 
 
 def test_load_state_dict_non_strict_reports_keys_and_casts_dtype() -> None:

@@ -11,6 +11,10 @@ automatically):
    where a cell shows one, run by ``python -m lora_np notebooks`` in full mode, and no
    ``.ipynb_checkpoints`` committed.
 
+The runner itself (``python -m lora_np notebooks``) is tested on small notebooks it writes
+in a temporary folder: a full run updates a notebook in place, a quick run writes its copy
+to ``quick/`` beside it (or to ``--out``) and never over it.
+
 To regenerate a notebook after editing it: ``python -m lora_np notebooks <name>``.
 """
 
@@ -27,6 +31,7 @@ import nbformat
 import pytest
 
 from lora_np.cli import notebooks as notebook_runner
+from lora_np.cli.arguments import UsageError
 from lora_np.experiments import quick_mode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,10 +137,13 @@ def _write_notebook(path: Path, *sources: str) -> None:
     nbformat.write(notebook, path)
 
 
-def _run_args(directory: Path, *names: str, quick: bool = True) -> argparse.Namespace:
+def _run_args(
+    directory: Path, *names: str, quick: bool = True, out: Path | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     notebook_runner.configure(parser)
-    return parser.parse_args([*names, "--dir", str(directory), *(["--quick"] if quick else [])])
+    options = ["--dir", str(directory), *(["--quick"] if quick else [])]
+    return parser.parse_args([*names, *options, *(["--out", str(out)] if out else [])])
 
 
 def test_runner_finds_notebooks_by_stem_prefix_and_file_name(tmp_path: Path) -> None:
@@ -154,7 +162,7 @@ def test_runner_finds_notebooks_by_stem_prefix_and_file_name(tmp_path: Path) -> 
         notebook_runner.find_notebooks(["0"], tmp_path)
 
 
-def test_runner_writes_an_executed_notebook_and_sets_quick_mode(tmp_path: Path) -> None:
+def test_a_quick_run_writes_beside_the_notebook_never_over_it(tmp_path: Path) -> None:
     path = tmp_path / "ok.ipynb"
     environment_before = os.environ.get("LORA_NP_QUICK")
     _write_notebook(
@@ -162,8 +170,10 @@ def test_runner_writes_an_executed_notebook_and_sets_quick_mode(tmp_path: Path) 
         "from lora_np.experiments import quick_mode\nquick_mode()",
         "import time\nprint('second', flush=True)\ntime.sleep(0.3)\nprint('cell')",
     )
+    source = path.read_bytes()
     assert notebook_runner.run(_run_args(tmp_path, "ok", quick=True)) == 0
-    notebook = nbformat.read(path, as_version=4)
+    assert path.read_bytes() == source  # the notebook itself is untouched
+    notebook = nbformat.read(tmp_path / "quick" / "ok.ipynb", as_version=4)
     assert [c.execution_count for c in notebook.cells] == [1, 2]
     assert notebook.cells[0].outputs[0].data["text/plain"] == "True"
     # output flushed in two pieces is stored as one block, so re-runs give the same file
@@ -172,18 +182,49 @@ def test_runner_writes_an_executed_notebook_and_sets_quick_mode(tmp_path: Path) 
     assert os.environ.get("LORA_NP_QUICK") == environment_before  # ours is restored
 
 
+def test_a_full_run_updates_the_notebook_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "full.ipynb"
+    _write_notebook(path, "from lora_np.experiments import quick_mode\nquick_mode()")
+    assert notebook_runner.run(_run_args(tmp_path, "full", quick=False)) == 0
+    notebook = nbformat.read(path, as_version=4)
+    assert notebook.cells[0].outputs[0].data["text/plain"] == "False"
+    assert notebook.metadata["lora_np"] == {"quick": False}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.ipynb"]
+
+
+def test_out_puts_the_executed_notebooks_elsewhere(tmp_path: Path) -> None:
+    source = tmp_path / "course"
+    source.mkdir()
+    _write_notebook(source / "01_a.ipynb", "1 + 1")
+    before = (source / "01_a.ipynb").read_bytes()
+    assert notebook_runner.run(_run_args(source, quick=True, out=tmp_path / "executed")) == 0
+    assert (source / "01_a.ipynb").read_bytes() == before
+    assert nbformat.read(tmp_path / "executed" / "01_a.ipynb", as_version=4).metadata[
+        "lora_np"
+    ] == {"quick": True}
+
+
+def test_a_quick_run_refuses_to_write_over_the_notebooks_it_runs(tmp_path: Path) -> None:
+    _write_notebook(tmp_path / "01_a.ipynb", "1")
+    before = (tmp_path / "01_a.ipynb").read_bytes()
+    with pytest.raises(UsageError, match="a quick run never overwrites the notebooks it runs"):
+        notebook_runner.run(_run_args(tmp_path, quick=True, out=tmp_path))
+    assert (tmp_path / "01_a.ipynb").read_bytes() == before
+
+
 def test_runner_leaves_a_failing_notebook_untouched(tmp_path: Path) -> None:
     path = tmp_path / "bad.ipynb"
     _write_notebook(path, "x = 1", "raise RuntimeError('deliberate')")
     before = path.read_bytes()
-    assert notebook_runner.run(_run_args(tmp_path, "bad")) == 1
+    assert notebook_runner.run(_run_args(tmp_path, "bad", quick=False)) == 1
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["bad.ipynb"]  # no temporary file left
 
 
 def test_runner_rejects_an_unknown_name(tmp_path: Path) -> None:
     _write_notebook(tmp_path / "01_a.ipynb", "1")
-    assert notebook_runner.run(_run_args(tmp_path, "nope")) == 2
+    with pytest.raises(UsageError, match="'nope' matches no notebook"):
+        notebook_runner.run(_run_args(tmp_path, "nope"))
 
 
 @pytest.mark.parametrize(

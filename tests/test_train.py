@@ -12,7 +12,7 @@ from lora_np.nn.functional import cross_entropy, mse_loss
 from lora_np.optim import SGD, Adam
 from lora_np.rng import manual_seed
 from lora_np.tensor import Tensor
-from lora_np.train import evaluate, fit
+from lora_np.train import DivergenceWarning, evaluate, fit
 
 
 def blobs(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +125,62 @@ def test_nan_in_the_inputs_is_caught_at_step_1() -> None:
         )
 
 
+def test_adam_with_a_far_too_large_learning_rate_warns_that_the_loss_explodes() -> None:
+    # Adam's step is bounded by lr, so the loss stays finite while the weights grow huge
+    X, y = blobs(128)
+    model = make()
+    with pytest.warns(DivergenceWarning, match=r"more than 1000 times its first value") as seen:
+        history = fit(
+            model,
+            (X, y),
+            optimizer=Adam(model.parameters(), lr=1e6),
+            steps=40,
+            batch_size=32,
+            progress=False,
+        )
+    assert all(np.isfinite(history.loss))  # no NaN: the old check alone said nothing
+    assert max(history.loss) > 1000 * history.loss[0]
+    assert len([w for w in seen if w.category is DivergenceWarning]) == 1  # once per call
+
+
+def test_ordinary_training_does_not_warn(recwarn) -> None:
+    X, y = blobs()
+    model = make()
+    fit(model, (X, y), optimizer=Adam(model.parameters(), lr=0.01), epochs=5, progress=False)
+    assert not [w for w in recwarn if w.category is DivergenceWarning]
+
+
+def test_weights_that_stop_being_finite_at_the_last_step_are_an_error() -> None:
+    class Overflowing(SGD):
+        """An update that leaves the first layer's weight infinite."""
+
+        def _update(self, param, grad, state, group) -> None:
+            if param is model[0].weight:
+                param.data[0, 0] = np.inf
+
+    X, y = blobs(16)
+    model = make()
+    # one step: its loss is finite (computed before the update), the update is not
+    with (
+        pytest.raises(FloatingPointError, match=r"after step 1 the parameters \['0.weight'\]"),
+        np.errstate(all="ignore"),
+    ):
+        fit(
+            model,
+            (X, y),
+            optimizer=Overflowing(model.parameters(), lr=0.1),
+            steps=1,
+            progress=False,
+        )
+
+
+def test_an_optimizer_with_nothing_to_train_is_refused() -> None:
+    X, y = blobs(16)
+    model = make().requires_grad_(False)
+    with pytest.raises(ValueError, match="none of the optimizer's 4 parameters requires grad"):
+        fit(model, (X, y), optimizer=SGD(model.parameters(), lr=0.1), steps=1, progress=False)
+
+
 def test_same_seed_same_history() -> None:
     X, y = blobs()
 
@@ -158,12 +214,21 @@ def test_progress_false_prints_nothing(capsys) -> None:
     assert captured.out == "" and captured.err == ""
 
 
-def test_progress_bar_shows_the_loss(capsys) -> None:
+def test_progress_bar_shows_the_loss_where_someone_watches(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("lora_np.progress.interactive", lambda: True)  # as on a terminal
     X, y = blobs(64)
     model = make()
     fit(model, (X, y), optimizer=SGD(model.parameters(), lr=0.1), epochs=2, desc="demo")
     err = capsys.readouterr().err
     assert "demo" in err and "loss=" in err and "2/2" in err
+
+
+def test_no_progress_bar_in_a_log(capsys) -> None:
+    # captured stderr is not a terminal, as in a log or CI: progress=True draws nothing
+    X, y = blobs(64)
+    model = make()
+    fit(model, (X, y), optimizer=SGD(model.parameters(), lr=0.1), epochs=2, desc="demo")
+    assert capsys.readouterr().err == ""
 
 
 def test_fit_uses_train_mode_and_restores_modes() -> None:

@@ -25,7 +25,8 @@ milliseconds shown are medians too. Inputs are random (timing does not depend on
 values), float32, with a fixed seed.
 
 On a machine busy with other work, a multithreaded BLAS waits for cores and the small
-steps' times become noise; ``--threads 1`` gives both sides one BLAS thread.
+steps' times become noise; ``--threads 1`` gives both sides one BLAS thread (``--threads
+0``, the default, leaves BLAS as it is set).
 
 A section whose dependency is missing is reported as skipped, with the reason.
 """
@@ -33,22 +34,24 @@ A section whose dependency is missing is reported as skipped, with the reason.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
+from lora_np.checks import is_positive_int
+from lora_np.cli.arguments import add_threads_option, blas_threads, positive_int
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.nn import MLP, Linear, Module, linear_layers
 from lora_np.nn import functional as F
+from lora_np.progress import progress_counter
 from lora_np.tensor import Tensor
 
 SECTIONS: tuple[str, ...] = ("engine", "lora", "subspace")
@@ -67,15 +70,28 @@ StepFn = Callable[[], Any]
 # =========================================================================== CLI
 
 
+DESCRIPTION = """\
+Time training steps side by side, in one process, and print their ratios:
+  engine    an SGD step of the same MLP through lora_np and written by hand in NumPy
+            (64-128-128-10, batch 64, and 784-1024-1024-10, batch 256)
+  lora      a LoRA step (r = 8 on every hidden layer) against a full fine-tuning step,
+            through the engine and by hand; trainable parameters and Adam's state in bytes
+  subspace  a random-subspace step (theta = theta0 + P theta_d) against a direct step
+Each ratio is the median over interleaved rounds of the per-round ratio, shown with its
+quartiles, so both sides are timed under the same load. On a busy machine, --threads 1
+gives both sides one BLAS thread.
+"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench`` options to ``parser``."""
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
-        help="interleaved rounds per comparison (default 15, or 3 with --quick)",
+        help="interleaved rounds per comparison (default: 15, or 3 with --quick)",
     )
     parser.add_argument(
         "--quick",
@@ -89,22 +105,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION",
         help=f"run only these sections (default: all of {', '.join(SECTIONS)})",
     )
+    add_threads_option(parser, default=0)
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="limit BLAS to N threads for both sides; default: as set",
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is drawn only on a terminal, never into a log)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sections and print a table (or JSON); returns 0."""
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
-    if repeats < 1:
-        raise ValueError(f"--repeats must be at least 1, got {repeats}")
-    with _blas_threads(args.threads):
+    with blas_threads(args.threads):
         results = benchmark(
             sections=tuple(args.only or SECTIONS),
             repeats=repeats,
@@ -118,18 +130,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _blas_threads(threads: int | None) -> Iterator[None]:
-    """Limit the BLAS thread pool to ``threads`` inside the block (None: leave it)."""
-    if threads is None:
-        yield
-        return
-    if threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
-
-
 def benchmark(
     sections: tuple[str, ...] = SECTIONS,
     repeats: int = 15,
@@ -140,6 +140,8 @@ def benchmark(
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown bench sections {unknown}; expected some of {list(SECTIONS)}")
+    if not is_positive_int(repeats):
+        raise ValueError(f"benchmark: repeats must be an int >= 1, got {repeats!r}")
     timer = Timer(repeats=repeats, block=0.0 if quick else 0.1)
     runners = {"engine": engine_section, "lora": lora_section, "subspace": subspace_section}
     results: dict[str, Any] = {
@@ -152,12 +154,11 @@ def benchmark(
         },
         "sections": {},
     }
-    from tqdm.auto import tqdm
-
-    bar = tqdm(sections, desc="bench", disable=not progress, leave=False)
-    for name in bar:
+    bar = progress_counter(enabled=progress, total=len(sections), desc="bench", unit="section")
+    for name in sections:
         bar.set_postfix_str(name)
         results["sections"][name] = runners[name](timer)
+        bar.update(1)
     bar.close()
     return results
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lora_np.cli.arguments import nonnegative_int, positive_float, positive_int
 from lora_np.data import digits_split
 from lora_np.nn import MLP
 from lora_np.optim import Adam
@@ -77,12 +78,36 @@ def train_digits_mlp(
     )
 
 
+DESCRIPTION = """\
+Train a 64-128-128-10 ReLU MLP with Adam on the 8x8 digits (a stratified 75/25 split,
+standardised on the training part) and print its accuracy on the 449 held-out digits.
+"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=20, help="passes over the training set")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=20, metavar="N", help="passes over the training set"
+    )
+    parser.add_argument("--lr", type=positive_float, default=2e-3, help="Adam's learning rate")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="digits per step (one larger than the training set uses all of it)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="drives the initial weights and batch order (N >= 0)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is drawn only on a terminal, never into a log)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,10 +119,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     sizes = "-".join(str(s) for s in SIZES)
+    steps = result.history.steps
+    used = min(args.batch_size, result.n_train)
+    batch = f"batch {used}"
+    if used < args.batch_size:
+        batch += f": the whole training set, as --batch-size {args.batch_size} is larger"
     print(
         f"MLP {sizes} trained with Adam (lr={args.lr:g}) for {args.epochs} "
         f"epoch{'s' if args.epochs != 1 else ''} "
-        f"({result.history.steps} steps of batch {args.batch_size}) on {result.n_train} digits"
+        f"({steps} step{'s' if steps != 1 else ''} of {batch}) on {result.n_train} digits"
     )
     print(
         f"test accuracy: {result.test_accuracy:.2%} on {result.n_test} held-out digits "

@@ -1,16 +1,18 @@
-"""``python -m lora_np notebooks [--quick] [names...]``: execute the course notebooks in place.
+"""``python -m lora_np notebooks [--quick] [--out DIR] [names...]``: execute the course notebooks.
 
 Each notebook runs top to bottom in a fresh ``python3`` kernel (nbclient + ipykernel), in
-its own directory, so that relative paths in the notebook work. The executed notebook
-replaces the file only once every cell has run without error, and the replacement is
-atomic (a temporary file in the same directory, then a rename), so an error never leaves a
-half-executed notebook behind.
+its own directory, so that relative paths in the notebook work. The executed notebook is
+written only once every cell has run without error, and atomically (a temporary file in
+the same directory, then a rename), so an error never leaves a half-executed notebook
+behind.
 
+A full run updates the notebooks in place: the committed notebooks are full runs.
 ``--quick`` sets ``LORA_NP_QUICK=1`` in the kernel's environment; notebooks read it
-(:func:`lora_np.experiments.quick_mode`) to run small. The committed notebooks are full
-runs. Each executed notebook records how it was run in its metadata
-(``metadata["lora_np"] = {"quick": ...}``) so the test suite can tell a full run from a
-quick one.
+(:func:`lora_np.experiments.quick_mode`) to run small, and the executed copies go to
+``quick/`` beside the notebooks (git ignores it), never over them. ``--out DIR`` writes
+the executed notebooks to DIR instead. Each executed notebook records how it was run in
+its metadata (``metadata["lora_np"] = {"quick": ...}``) so the test suite can tell a full
+run from a quick one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import lora_np
+from lora_np.cli.arguments import UsageError, positive_int, writable_folder
 from lora_np.experiments.common import QUICK_ENV
 from lora_np.files import write_atomic
 
@@ -139,6 +142,21 @@ def write_atomically(notebook: nbformat.NotebookNode, path: Path | str) -> None:
     write_atomic(path, lambda f: nbformat.write(notebook, f), encoding="utf-8")
 
 
+DESCRIPTION = """\
+Execute the course notebooks top to bottom, each in a fresh kernel in its own folder. A
+full run updates the notebooks in place (the committed notebooks are full runs); with
+--quick they run small and the executed copies go to quick/ beside them, never over the
+notebooks themselves. A notebook is written only if every cell ran without error.
+
+examples:
+  python -m lora_np notebooks 03
+  python -m lora_np notebooks --quick --out /tmp/executed
+"""
+
+#: Where a quick run writes its executed copies, inside the notebooks' folder.
+QUICK_SUBFOLDER = "quick"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "names",
@@ -148,46 +166,76 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"run small ({QUICK_ENV}=1), for a fast check; the committed notebooks are full runs",
+        help=f"run small ({QUICK_ENV}=1), for a fast check; writes to {QUICK_SUBFOLDER}/ "
+        "beside the notebooks unless --out says where",
     )
     parser.add_argument(
         "--dir",
         type=Path,
         default=NOTEBOOK_DIR,
-        help="directory holding the notebooks (default: notebooks/ in the current directory)",
+        help="folder holding the notebooks (default: notebooks/ in the current directory)",
     )
     parser.add_argument(
-        "--timeout", type=int, default=600, help="seconds allowed per cell (default: 600)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"write the executed notebooks to DIR (default: in place for a full run, "
+        f"{QUICK_SUBFOLDER}/ beside the notebooks with --quick)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=positive_int,
+        default=600,
+        metavar="SECONDS",
+        help="time allowed per cell",
+    )
+
+
+def output_path(notebook: Path, out: Path | None, *, quick: bool) -> Path:
+    """Where the executed ``notebook`` is written: into ``out`` if given; else over itself
+    for a full run, and into ``quick/`` beside it for a quick one. A quick run that would
+    overwrite the notebook it runs is a :class:`UsageError`."""
+    if out is not None:
+        target = out / notebook.name
+    else:
+        target = notebook.parent / QUICK_SUBFOLDER / notebook.name if quick else notebook
+    if quick and target.resolve() == notebook.resolve():
+        raise UsageError(
+            f"--out {out}: a quick run never overwrites the notebooks it runs "
+            f"({notebook}); write its copies elsewhere, or run without --quick"
+        )
+    return target
 
 
 def run(args: argparse.Namespace) -> int:
+    given_files = bool(args.names) and all(Path(n).is_file() for n in args.names)
+    if not given_files and not find_notebooks((), args.dir):
+        raise UsageError(
+            f"no notebooks found in {args.dir.resolve()} (run from a checkout of the "
+            "repository, or give --dir)"
+        )
     try:
         paths = find_notebooks(args.names, args.dir)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not paths:
-        print(
-            f"error: no notebooks found in {args.dir.resolve()} (run from a checkout of the "
-            "repository, or give --dir)",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(str(error)) from None
+    targets = {path: output_path(path, args.out, quick=args.quick) for path in paths}
+    for folder in dict.fromkeys(target.parent for target in targets.values()):
+        writable_folder(folder, "--out")  # before any notebook runs
     failed: list[str] = []
     mode = "quick" if args.quick else "full"
-    for path in paths:
+    for path, target in targets.items():
         print(f"[{mode}] {path.name} ...", flush=True)
         start = time.perf_counter()
         try:
             executed = execute_notebook(path, quick=args.quick, timeout=args.timeout)
         except CellExecutionError as error:
-            print(f"  FAILED after {time.perf_counter() - start:.1f} s, file left unchanged:")
+            print(f"  FAILED after {time.perf_counter() - start:.1f} s, nothing written:")
             print(str(error), file=sys.stderr)
             failed.append(path.name)
             continue
-        write_atomically(executed, path)
-        print(f"  ok in {time.perf_counter() - start:.1f} s, written", flush=True)
+        write_atomically(executed, target)
+        print(f"  ok in {time.perf_counter() - start:.1f} s, written to {target}", flush=True)
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

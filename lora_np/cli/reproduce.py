@@ -11,7 +11,6 @@ exits with status 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -19,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from lora_np.cli.arguments import add_threads_option, blas_threads, nonnegative_int, writable_folder
 from lora_np.experiments import load, names
 from lora_np.experiments.common import jsonable
 from lora_np.files import write_atomic
@@ -33,6 +33,19 @@ def output_folder(out: str | None, *, quick: bool) -> Path:
     """``--out`` if given, else ``figures/`` for a full run and ``figures/quick/`` for a
     quick one."""
     return Path(out) if out else Path(QUICK_OUT if quick else FULL_OUT)
+
+
+DESCRIPTION = """\
+Run the experiments behind the README's figures. Each one writes DIR/<name>.json (its
+numbers) and DIR/<name>.png (its figure) and prints one line: its headline result and how
+long it took. --quick runs every experiment at CI size and writes figures/quick/, never
+over the committed full-run figures. Files appear whole or not at all. If an experiment
+fails, its traceback is printed, the others still run, and the exit status is 1.
+
+examples:
+  python -m lora_np reproduce --quick
+  python -m lora_np reproduce --only rank_sweep variants --seed 1 --out /tmp/figs
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,19 +66,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="output folder (default: figures/ for the full run, figures/quick/ with --quick, "
-        "so that a quick run never overwrites the committed full-run figures)",
+        help=f"output folder (default: {FULL_OUT}/, or {QUICK_OUT}/ with --quick)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        metavar="N",
-        help="BLAS threads (default 1: the matrices are small, and extra threads cost more "
-        "than they save, 10-30x on a busy 2-core machine); 0 leaves the setting alone",
+        "--seed", type=nonnegative_int, default=0, metavar="N", help="random seed (N >= 0)"
     )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal, never into a log)",
+    )
+    add_threads_option(parser, default=1)
 
 
 def save_result(result: dict[str, Any], path: Path) -> None:
@@ -112,20 +123,9 @@ def reproduce(
     return finished
 
 
-def blas_threads(threads: int) -> contextlib.AbstractContextManager[Any]:
-    """A context limiting BLAS to ``threads`` threads (threadpoolctl), or doing nothing
-    when ``threads`` is 0."""
-    if threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {threads}")
-    if threads == 0:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads, user_api="blas")
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``python -m lora_np reproduce``; returns the exit status."""
+    out = writable_folder(output_folder(args.out, quick=args.quick))  # before any work
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     with blas_threads(args.threads):
         finished = reproduce(
             selected,
-            output_folder(args.out, quick=args.quick),
+            out,
             quick=args.quick,
             seed=args.seed,
             progress=not args.no_progress,

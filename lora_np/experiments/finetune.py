@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from lora_np.nn import Linear, Module
 from lora_np.nn import functional as F
 from lora_np.optim import make_optimizer
 from lora_np.tensor import Tensor, no_grad
-from lora_np.train import evaluate, fit
+from lora_np.train import DivergenceWarning, evaluate, fit
 
 
 def mse_to_logits(output: Tensor, target_logits: Any) -> Tensor:
@@ -91,10 +92,13 @@ def train_fixed_budget(
     """``steps`` optimizer steps on the trainable parameters; the per-step losses.
 
     Returns None if the loss became NaN/inf (a diverged run, e.g. a too-large step).
+    Learning-rate grids run here on purpose into steps too large, so neither NumPy's
+    overflow warnings nor fit's DivergenceWarning are shown; the losses tell.
     """
     opt = make_optimizer(optimizer, trainable(model), lr)
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)
             history = fit(
                 model,
                 (X, targets),

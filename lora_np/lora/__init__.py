@@ -15,7 +15,7 @@
 
 from lora_np.lora.config import LoRAConfig
 from lora_np.lora.io import load_adapter, save_adapter
-from lora_np.lora.layer import LoRALinear
+from lora_np.lora.layer import LoRALinear, MergedTrainingWarning, RankWarning
 from lora_np.lora.manifest import adapter_manifest, lora_state_dict
 from lora_np.lora.model import (
     apply_lora,
@@ -35,6 +35,8 @@ __all__ = [
     "LoRAConfig",
     "LoRALinear",
     "LoRAOptions",
+    "MergedTrainingWarning",
+    "RankWarning",
     "adapter_manifest",
     "apply_lora",
     "count_parameters",

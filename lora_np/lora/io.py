@@ -20,9 +20,18 @@ A directory holds two files:
   modules_to_save)
   ======================================================  ===========  =====================
 
-Both files are written to a temporary name and renamed (``os.replace`` is atomic), so an
-interrupted save never leaves half a file. :func:`load_adapter` checks everything — the
-config, every key, every shape — before it changes the model.
+A folder is replaced whole or not at all. :func:`save_adapter` writes both files into a
+hidden sibling folder ``.<name>.partial``, syncs them, renames it ``.<name>.new`` (now known
+complete), renames the old folder ``.<name>.old``, renames ``.<name>.new`` to the folder's
+name and removes ``.<name>.old`` (:func:`lora_np.files.replace_folder`). Any other files in
+the old folder are carried over. A failure or a crash at any point leaves the old adapter
+loadable, or the new one: the only moment without a folder of that name lies between the
+two last renames, and then ``.<name>.new`` is complete, so :func:`load_adapter` reads it (and
+the next save finishes the swap). Both files are read from one opened folder, so a save
+running meanwhile cannot hand a reader an old config with new weights.
+
+:func:`load_adapter` checks everything — the config, every key, every shape — before it
+changes the model, and refuses a model whose LoRA layers are merged.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.files import write_atomic
+from lora_np.files import read_folder, replace_folder, write_atomic
 from lora_np.lora.config import LoRAConfig
 from lora_np.lora.manifest import adapter_manifest
 from lora_np.lora.model import apply_lora, lora_layers
@@ -129,18 +138,25 @@ def adapter_config(model: Module) -> dict[str, Any]:
 def save_adapter(model: Module, directory: str | os.PathLike[str]) -> Path:
     """Write ``model``'s adapters to ``directory`` in PEFT's format; return the directory.
 
-    Only what fine-tuning changed is written (see the module docstring for the keys).
+    Only what fine-tuning changed is written (see the module docstring for the keys). The
+    folder is replaced whole or not at all; other files in it are kept. ``directory``
+    must not be an existing file.
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"save_adapter: {directory} is a file; an adapter is a folder (holding "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME}): give a folder path"
+        )
     config = adapter_config(model)
     tensors = adapter_tensors(model)
-    directory.mkdir(parents=True, exist_ok=True)
     from safetensors.numpy import save as save_safetensors  # loaded when an adapter is saved
 
     weights = save_safetensors(tensors)
     config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    write_atomic(directory / WEIGHTS_NAME, lambda f: f.write(weights), "wb")
-    write_atomic(directory / CONFIG_NAME, lambda f: f.write(config_text), encoding="utf-8")
+    with replace_folder(directory) as staging:
+        write_atomic(staging / WEIGHTS_NAME, lambda f: f.write(weights), "wb")
+        write_atomic(staging / CONFIG_NAME, lambda f: f.write(config_text), encoding="utf-8")
     return directory
 
 
@@ -151,9 +167,17 @@ def read_adapter_config(path: str | os.PathLike[str]) -> LoRAConfig:
     """Parse and check an ``adapter_config.json``; errors name the file and the field."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"no adapter config at {path}") from None
+    return parse_adapter_config(data, path)
+
+
+def parse_adapter_config(data: bytes, path: str | os.PathLike[str]) -> LoRAConfig:
+    """The :class:`LoRAConfig` that the bytes of ``path`` (an ``adapter_config.json``)
+    describe; errors name the file and the field."""
+    try:
+        raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(raw, dict):
@@ -194,18 +218,42 @@ def read_adapter_config(path: str | os.PathLike[str]) -> LoRAConfig:
 
 def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read ``adapter_model.safetensors``; a truncated or corrupt file is a ValueError."""
-    from safetensors import SafetensorError  # loaded when an adapter is read
-    from safetensors.numpy import load as load_safetensors
-
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"no adapter weights at {path}") from None
+    return parse_adapter_tensors(data, path)
+
+
+def parse_adapter_tensors(data: bytes, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays in the bytes of ``path`` (an ``adapter_model.safetensors``); a truncated or
+    corrupt file is a ValueError naming it."""
+    from safetensors import SafetensorError  # loaded when an adapter is read
+    from safetensors.numpy import load as load_safetensors
+
     try:
         return load_safetensors(data)
     except (SafetensorError, ValueError, KeyError, OverflowError) as err:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+
+
+def _read_adapter_folder(directory: Path) -> tuple[LoRAConfig, dict[str, np.ndarray], Path]:
+    """The config and the tensors of the adapter in ``directory``, read from one folder
+    (see the module docstring); also the folder they came from."""
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"load_adapter: {directory} is a file; an adapter is a folder holding "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+    try:
+        folder, files = read_folder(directory, (CONFIG_NAME, WEIGHTS_NAME))
+    except FileNotFoundError as err:
+        what = "config" if Path(err.filename).name == CONFIG_NAME else "weights"
+        raise FileNotFoundError(f"no adapter {what} at {err.filename}") from None
+    config = parse_adapter_config(files[CONFIG_NAME], folder / CONFIG_NAME)
+    tensors = parse_adapter_tensors(files[WEIGHTS_NAME], folder / WEIGHTS_NAME)
+    return config, tensors, folder
 
 
 def _expected_shapes(model: Module, config: LoRAConfig) -> dict[str, tuple[str, tuple]]:
@@ -237,12 +285,18 @@ def load_adapter(model: Module, directory: str | os.PathLike[str]) -> Module:
     :func:`apply_lora` would), then the saved arrays are copied in. Nothing is changed
     unless the whole adapter checks out: a missing or wrong-shaped key, an unexpected key,
     a wrong ``peft_type``, a corrupt or truncated file each raise an error naming the file
-    (and the key).
+    (and the key). A model with merged LoRA layers is refused (RuntimeError): the values
+    loaded into a merged layer would not be used.
     """
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    config = read_adapter_config(config_path)
-    tensors = read_adapter_tensors(weights_path)
+    merged = [name for name, layer in lora_layers(model) if layer.merged]
+    if merged:
+        raise RuntimeError(
+            f"load_adapter: the model's LoRA layers {merged} are merged (their adapters are "
+            "folded into the weights), so new adapter values would not be used; unmerge() "
+            "them first, or load into the model before merging"
+        )
+    config, tensors, folder = _read_adapter_folder(Path(directory))
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     try:
         expected = _expected_shapes(model, config)
     except (TypeError, ValueError) as err:

@@ -29,16 +29,17 @@ It then goes further, as PEFT does:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 from lora_np.lora.dora import DoRAVariant
 from lora_np.lora.options import LoRAOptions
-from lora_np.lora.variants import LoRAVariant
+from lora_np.lora.variants import LoRAVariant, trainable_parameters
 from lora_np.nn import Dropout, Linear, Module, init
 from lora_np.rng import get_rng
-from lora_np.tensor import Tensor
+from lora_np.tensor import Tensor, is_grad_enabled
 
 
 def variant_for(options: LoRAOptions) -> LoRAVariant:
@@ -47,11 +48,40 @@ def variant_for(options: LoRAOptions) -> LoRAVariant:
 
 
 def check_layer_rank(options: LoRAOptions, in_features: int, out_features: int) -> None:
-    """A rank above min(in, out) cannot be the rank of an update of this layer."""
-    if options.rank > min(in_features, out_features):
+    """Any rank r >= 1 fits a layer of shape (out, in), as in PyTorch's module and PEFT.
+
+    B·A has rank at most min(in, out) however large r is, so a larger r adds parameters
+    but no capacity; it is allowed (a PEFT adapter may have such a rank), and the layer
+    warns about it (:class:`RankWarning`). PiSSA is the exception: it fills A and B with
+    the top r singular vectors of W, and W has only min(in, out) of them, so there a
+    larger r is a ValueError.
+    """
+    most = min(in_features, out_features)
+    if options.init == "pissa" and options.rank > most:
         raise ValueError(
-            f"LoRA rank must be in [1, min(in, out)] = [1, {min(in_features, out_features)}] "
-            f"for a layer of shape (out={out_features}, in={in_features}); got {options.rank}"
+            f"init='pissa' takes A and B from the top r singular vectors of W, and a layer of "
+            f"shape (out={out_features}, in={in_features}) has only min(in, out) = {most}; "
+            f"got rank {options.rank}"
+        )
+
+
+class RankWarning(UserWarning):
+    """A LoRA rank above min(in, out): allowed, but the extra rank adds no capacity."""
+
+
+class MergedTrainingWarning(UserWarning):
+    """A merged LoRALinear was run as if training: its adapter gets no gradient."""
+
+
+def _warn_if_rank_adds_nothing(rank: int, in_features: int, out_features: int) -> None:
+    most = min(in_features, out_features)
+    if rank > most:
+        warnings.warn(
+            f"LoRA rank {rank} is above min(in, out) = {most} for a layer of shape "
+            f"(out={out_features}, in={in_features}): B·A has rank at most {most}, so the "
+            f"extra {rank - most} add parameters but no capacity",
+            RankWarning,
+            stacklevel=3,
         )
 
 
@@ -60,7 +90,8 @@ class LoRALinear(Module):
 
     Args:
         in_feats, out_feats: the layer's input and output sizes.
-        rank: r, the inner size of the update B·A; 1 <= r <= min(in, out).
+        rank: r >= 1, the inner size of the update B·A (above min(in, out) it adds no
+            capacity: allowed, with a :class:`RankWarning`).
         alpha: α > 0; the update is scaled by ``scaling`` = α/r (α/√r with ``use_rslora``).
         dropout: probability of dropping an input on the adapter path (training only).
         bias: whether the base ``linear`` has a bias (not frozen here, as in the reference
@@ -103,6 +134,7 @@ class LoRALinear(Module):
                 f"expected (out={out_feats}, in={in_feats})"
             )
         check_layer_rank(self.options, in_feats, out_feats)
+        _warn_if_rank_adds_nothing(self.rank, in_feats, out_feats)
         self.variant = variant_for(self.options)
         self.in_features, self.out_features = in_feats, out_feats
         self.linear = base
@@ -115,6 +147,7 @@ class LoRALinear(Module):
         self.linear.weight.requires_grad = False
         self._merged_from: np.ndarray | None = None  # W before merge(), restored by unmerge()
         self.disabled = False  # set by disable_adapter(): forward runs the base layer only
+        self._warned_merged = False  # see forward(): warned of training while merged
         self._init_params(rng)
         self.variant.add_parameters(self)
         if self.options.freeze_a:
@@ -235,6 +268,7 @@ class LoRALinear(Module):
             )
         self._merged_from = self.linear.weight.data
         self.linear.weight.data = new.astype(self._merged_from.dtype)
+        self._warned_merged = False  # warn again if this merge is trained through
 
     def unmerge(self) -> None:
         """Restore the weight saved by :meth:`merge` (exactly, not by subtraction)."""
@@ -246,10 +280,29 @@ class LoRALinear(Module):
     # ----------------------------------------------------------------- forward
     def forward(self, x: Tensor) -> Tensor:
         """h = W·x + b + s·B·A·dropout(x) (or the variant's form); the base layer alone
-        if merged or disabled."""
+        if merged or disabled.
+
+        A merged layer is for inference: its adapter gets no gradient. Run in training
+        mode with gradients on, it says so once per merge (:class:`MergedTrainingWarning`);
+        :func:`lora_np.train.fit` refuses a model with merged layers outright.
+        """
         if self.merged or self.disabled:
+            if self.merged and self.training and not self._warned_merged and is_grad_enabled():
+                self._warn_merged_training()
             return self.linear(x)
         return self.variant.forward(self, x)
+
+    def _warn_merged_training(self) -> None:
+        if not any(p.requires_grad for p in trainable_parameters(self)):
+            return
+        self._warned_merged = True
+        warnings.warn(
+            "a merged LoRALinear runs in training mode: its adapter is folded into "
+            "linear.weight, so A and B get no gradient and will not train. Call unmerge() to "
+            "train the adapter; for inference, use eval() or no_grad()",
+            MergedTrainingWarning,
+            stacklevel=4,
+        )
 
     def extra_repr(self) -> str:
         parts = [

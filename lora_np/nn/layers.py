@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.checks import is_int
+from lora_np.checks import is_int, is_number
 from lora_np.nn import functional as F
 from lora_np.nn import init
 from lora_np.nn.module import Module, Parameter
@@ -72,15 +72,23 @@ class Identity(Module):
         return x
 
 
+def _dropout_probability(p: Any) -> float:
+    """``p`` as a float if it is a number in [0, 1) (a dropout probability), else the error
+    :class:`Dropout` and :class:`MLP` both raise."""
+    if not is_number(p):
+        raise TypeError(f"Dropout: p must be a number in [0, 1), got {type(p).__name__} {p!r}")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+    return float(p)
+
+
 class Dropout(Module):
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
     Identity in eval mode or when p = 0."""
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = _dropout_probability(p)
         self.rng = rng
 
     def forward(self, x: Tensor) -> Tensor:
@@ -147,6 +155,7 @@ class MLP(Sequential):
             make_activation = _ACTIVATIONS[activation]
         else:
             make_activation = activation
+        dropout = _dropout_probability(dropout)
         rng = get_rng(rng)
         layers: list[Module] = []
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):

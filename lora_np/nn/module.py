@@ -37,7 +37,8 @@ class IncompatibleKeys(NamedTuple):
 
 
 class StateDictError(KeyError, ValueError):
-    """``load_state_dict`` refused a state dict (missing/unexpected keys, wrong shapes).
+    """``load_state_dict`` refused a state dict (missing/unexpected keys, wrong shapes, values
+    that are not real numbers).
 
     A KeyError (a key is wrong) and a ValueError (bad input), so either ``except`` works.
     Nothing has been written into the model when it is raised.
@@ -248,8 +249,9 @@ class Module:
 
         Everything is validated before anything is written, so on error the model is
         unchanged. With ``strict=True`` missing or unexpected keys are an error that names
-        them; a shape mismatch is always an error naming the key and both shapes (both
-        raise :class:`StateDictError`). Values are cast to each parameter's dtype and
+        them; a shape mismatch is always an error naming the key and both shapes, and so are
+        values that are not real numbers (strings, objects, complex), naming the key and the
+        dtype (all raise :class:`StateDictError`). Values are cast to each parameter's dtype and
         copied, so the model never shares memory with the state dict.
         Returns the (missing, unexpected) keys, which are empty when ``strict=True``.
         """
@@ -265,11 +267,19 @@ class Module:
         unexpected = sorted(set(state_dict) - own)
         staged: list[tuple[str, np.ndarray]] = []
         mismatched: list[str] = []
+        not_numbers: list[str] = []
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            array = np.asarray(value.data if isinstance(value, Tensor) else value)
             target = own_params[name].data if name in own_params else own_buffers[name]
+            try:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except (TypeError, ValueError) as err:  # e.g. a ragged nested list
+                not_numbers.append(f"{name!r} (not an array: {err})")
+                continue
+            if array.dtype.kind not in "biuf":  # bool, ints, floats: what casts to a number
+                not_numbers.append(f"{name!r} (dtype {array.dtype}; the model has {target.dtype})")
+                continue
             if array.shape != target.shape:
                 mismatched.append(
                     f"{name!r}: the state dict has shape {array.shape}, "
@@ -284,6 +294,8 @@ class Module:
             problems.append(f"unexpected keys {unexpected}")
         if mismatched:
             problems.append("shape mismatch for " + "; ".join(mismatched))
+        if not_numbers:
+            problems.append("values that are not real numbers for " + "; ".join(not_numbers))
         if problems:
             raise StateDictError(
                 f"load_state_dict into {type(self).__name__} failed (nothing was loaded): "
