@@ -150,8 +150,6 @@ def _sum_no_keepdims(g, shape):
 
 def _class_sin(backward: Callable, save_on_class: bool = False, save: bool = True) -> type:
     class WrongSin(Function):
-        register = False
-
         def forward(self, a):
             if save_on_class:
                 WrongSin.a = a  # shared by every application: the nested check sees it
