@@ -12,3 +12,20 @@ import os
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+
+from pathlib import Path  # noqa: E402  (after the BLAS settings above, on purpose)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    """``python -m lora_np reproduce --quick`` over every experiment, run once per session
+    (tests/test_experiments.py and the experiment test modules read its JSON files):
+    ``(exit status, output folder)``."""
+    from lora_np.cli import main
+
+    out = tmp_path_factory.mktemp("figures")
+    status = main(["reproduce", "--quick", "--no-progress", "--out", str(out)])
+    return status, out
