@@ -30,7 +30,7 @@ from lora_np.cli.reproduce import blas_threads, output_folder, reproduce, write_
 from lora_np.experiments import EXPERIMENTS, load, names
 from lora_np.experiments.common import jsonable
 
-# The fields each experiment's JSON must hold (issue 6); add a line per new experiment.
+# The fields each experiment's JSON must hold; add a line per new experiment.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "gradcheck_eps": ("eps", "error_float32", "error_float64", "best_eps_float64"),
     "intrinsic_dimension": (

@@ -6,9 +6,8 @@ fine-tuning matches B's logits (mean squared error; distillation). Every variant
 adapters of rank 4 on both hidden layers ("0", "2"), α = 8, Adam, the same number of
 steps, the same batches and the same random A at the start. A rank-4 adapter cannot write
 the whole update (its top 4 directions hold 90% of its energy), so no method reaches
-100% agreement and the task can rank them; a rank-8 adapter on a rank-4 update (an
-earlier version of this experiment) let every LoRA variant reach 99.8–99.9%, where
-nothing can be told apart.
+100% agreement and the task can rank them; with a rank-8 adapter on a rank-4 update every
+LoRA variant reaches 99.8–99.9%, where nothing can be told apart.
 
 Each variant's learning rate is the best of one grid, chosen on the *training* loss
 (mean of the last 10% of steps) on the first seed and kept for the others. Every number
