@@ -342,20 +342,53 @@ def pool_sweeps(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _pool_baselines(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Baseline rows of several seeds: one row per method with ``accuracy`` per seed."""
-    pooled = []
-    for index, row in enumerate(per_seed[0]):
-        values = [rows[index]["accuracy"] for rows in per_seed]
-        summary = mean_interval(values, ACCURACY_BOUNDS)
-        pooled.append(
-            {
-                "method": row["method"],
-                "trainable": row["trainable"],
-                "lr": row["lr"],
-                "accuracy": values,
-                "accuracy_mean": summary["mean"],
-                "accuracy_ci": summary["ci"],
-            }
+    return [
+        _row(row["method"], row["trainable"], row["lr"], [rows[i]["accuracy"] for rows in per_seed])
+        for i, row in enumerate(per_seed[0])
+    ]
+
+
+def _row(method: str, trainable: int, lr: float, values: list[float]) -> dict[str, Any]:
+    stats = mean_interval(values, ACCURACY_BOUNDS)
+    return {
+        "method": method,
+        "trainable": trainable,
+        "lr": lr,
+        "accuracy": values,
+        "accuracy_mean": stats["mean"],
+        "accuracy_ci": stats["ci"],
+    }
+
+
+def pool_digits(
+    sweeps: list[dict[str, Any]], baselines: list[list[dict[str, Any]]], bottleneck: int
+) -> dict[str, Any]:
+    """The digits sweeps of several seeds (:func:`pool_sweeps`) with ``baselines``: one row
+    per method — each :func:`peft_baselines` method, then LoRA at r = ``bottleneck`` (about
+    the adapters' number of trainable parameters, if that rank was swept) and full
+    fine-tuning, taken from the sweeps — each ``{"method", "trainable", "lr", "accuracy"
+    (per seed), "accuracy_mean", "accuracy_ci"}``."""
+    pooled = pool_sweeps(sweeps)
+    rows = _pool_baselines(baselines)
+    if bottleneck in pooled["ranks"]:
+        i = pooled["ranks"].index(bottleneck)
+        rows.append(
+            _row(
+                f"LoRA r = {bottleneck} (every layer)",
+                pooled["lora_trainable"][i],
+                pooled["lora_lr"][i],
+                pooled["lora_accuracy_per_seed"][i],
+            )
         )
+    rows.append(
+        _row(
+            "full fine-tuning",
+            pooled["full_trainable"],
+            pooled["full_lr"],
+            pooled["full_accuracy_per_seed"],
+        )
+    )
+    pooled["baselines"] = rows
     return pooled
 
 
@@ -507,37 +540,10 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
         )
         original.append(dtask["pretrained_accuracy_original"])
 
-    pooled_digits = pool_sweeps(digits)
-    rows = _pool_baselines(baselines)
-    equal = cfg["adapter_bottleneck"]  # LoRA r = m has about the adapters' parameter count
-    if equal in pooled_digits["ranks"]:
-        i = pooled_digits["ranks"].index(equal)
-        values = pooled_digits["lora_accuracy_per_seed"][i]
-        rows.append(
-            {
-                "method": f"LoRA r = {equal} (every layer)",
-                "trainable": pooled_digits["lora_trainable"][i],
-                "lr": pooled_digits["lora_lr"][i],
-                "accuracy": values,
-                "accuracy_mean": mean_interval(values)["mean"],
-                "accuracy_ci": mean_interval(values, ACCURACY_BOUNDS)["ci"],
-            }
-        )
-    full_values = pooled_digits["full_accuracy_per_seed"]
-    rows.append(
-        {
-            "method": "full fine-tuning",
-            "trainable": pooled_digits["full_trainable"],
-            "lr": pooled_digits["full_lr"],
-            "accuracy": full_values,
-            "accuracy_mean": mean_interval(full_values)["mean"],
-            "accuracy_ci": mean_interval(full_values, ACCURACY_BOUNDS)["ci"],
-        }
-    )
+    pooled_digits = pool_digits(digits, baselines, cfg["adapter_bottleneck"])
     pooled_digits.update(
         shift="mirror images (left-right flip of the 8×8 digits)",
         pretrained_accuracy_original=mean_interval(original, ACCURACY_BOUNDS),
-        baselines=rows,
         steps=cfg["digits_finetune_steps"],
         lr_grid=cfg["digits_lrs"],
     )
