@@ -16,6 +16,7 @@ stays a skip.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _in_ci() and _skipped and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    """``python -m lora_np reproduce --quick`` over every experiment, run once per session
+    (tests/test_experiments.py and the experiment test modules read its JSON files):
+    ``(exit status, output folder)``."""
+    from lora_np.cli import main
+
+    out = tmp_path_factory.mktemp("figures")
+    status = main(["reproduce", "--quick", "--no-progress", "--out", str(out)])
+    return status, out

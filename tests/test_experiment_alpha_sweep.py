@@ -30,7 +30,8 @@ def test_task_is_exactly_what_run_trains_on(
     with pytest.raises(_CapturedError):
         alpha_sweep.run(quick=quick, seed=seed, progress=False)
 
-    pretrained, X, Y = alpha_sweep.task(quick=quick, seed=seed)
+    # run(seed) trains on the tasks of seeds 10·seed, 10·seed + 1, ...: the first is this one
+    pretrained, X, Y = alpha_sweep.task(quick=quick, seed=10 * seed)
     assert X.shape == (alpha_sweep.SETTINGS[quick]["n_train"], alpha_sweep.TEACHER_SIZES[0])
     assert Y.shape == (len(X), alpha_sweep.TEACHER_SIZES[-1]) and Y.dtype == np.float32
     np.testing.assert_array_equal(X, seen["X"])

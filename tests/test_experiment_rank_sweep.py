@@ -1,14 +1,19 @@
-"""Tests for rank_sweep's public helpers, ``sweep_ranks`` and ``mirror_digits`` (notebook 05
-calls them step by step). The experiment's claims are tested in test_experiments.py."""
+"""Tests for rank_sweep's public helpers, ``sweep_ranks``, ``pool_sweeps`` and
+``mirror_digits`` (notebook 05 calls them step by step), and ``run``'s determinism at small
+settings. The experiment's claims are tested in test_experiments.py."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from lora_np.data import make_teacher, mirror_digits, planted_shift, teacher_dataset, teacher_logits
+from lora_np.experiments import rank_sweep
+from lora_np.experiments.common import jsonable
 from lora_np.experiments.finetune import accuracy, mse_to_logits, train_fixed_budget, with_lora
-from lora_np.experiments.rank_sweep import LAST_LOSSES, sweep_ranks
+from lora_np.experiments.rank_sweep import LAST_LOSSES, pool_sweeps, sweep_ranks
 from lora_np.nn import MLP, Linear
 
 
@@ -108,3 +113,67 @@ def test_sweep_ranks_is_repeatable_and_its_runs_can_be_redone(tiny_task) -> None
     )
     assert float(np.mean(losses[-LAST_LOSSES:])) == first["lora_final_train_loss"][1]
     assert accuracy(model, tiny_task["X_test"], tiny_task["labels"]) == first["lora_accuracy"][1]
+
+
+def test_sweep_ranks_with_curves_and_chosen_learning_rates(tiny_task) -> None:
+    first = _sweep(tiny_task)
+    curved = sweep_ranks(
+        tiny_task["student"],
+        tiny_task["X"],
+        tiny_task["logits"],
+        tiny_task["X_test"],
+        tiny_task["labels"],
+        loss=mse_to_logits,
+        ranks=[1, 2, 8],
+        lora_lrs=[1e-2, 3e-2],
+        full_lrs=[1e-2],
+        steps=30,
+        seed=3,
+        eval_every=12,
+        chosen_lrs={"lora": first["lora_lr"], "full": first["full_lr"]},
+    )
+    assert curved["lora_lr"] == first["lora_lr"] and curved["full_lr"] == first["full_lr"]
+    assert curved["curve_steps"] == [12, 24, 30]
+    assert len(curved["full_curve"]) == 3 and all(len(c) == 3 for c in curved["lora_curves"])
+    assert curved["full_curve"][-1] == curved["full_accuracy"]  # the curve ends at the result
+    assert [c[-1] for c in curved["lora_curves"]] == curved["lora_accuracy"]
+
+
+def test_pool_sweeps_means_intervals_and_seeds(tiny_task) -> None:
+    sweeps = [_sweep(tiny_task, seed=seed) for seed in (3, 4, 5)]
+    pooled = pool_sweeps(sweeps)
+    assert pooled["n_seeds"] == 3 and pooled["ranks"] == [1, 2, 8]
+    for i in range(3):
+        values = [sweep["lora_accuracy"][i] for sweep in sweeps]
+        assert pooled["lora_accuracy_per_seed"][i] == values
+        assert pooled["lora_accuracy"][i] == pytest.approx(np.mean(values))
+        lo, hi = pooled["lora_accuracy_ci"][i]
+        assert 0.0 <= lo <= pooled["lora_accuracy"][i] <= hi <= 1.0
+    assert pooled["full_accuracy_per_seed"] == [sweep["full_accuracy"] for sweep in sweeps]
+
+
+def test_run_is_the_same_bit_for_bit_at_small_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = dict(rank_sweep.SETTINGS[True])
+    tiny.update(
+        n_train=300,
+        n_test=100,
+        pretrain_steps=20,
+        finetune_steps=20,
+        eval_every=10,
+        ranks=[1, 4],
+        control_ranks=[1],
+        lrs=[1e-2],
+        digits_pretrain_steps=20,
+        digits_finetune_steps=20,
+        digits_eval_every=10,
+        digits_ranks=[1, 4],
+        digits_lrs=[1e-2],
+    )
+    monkeypatch.setitem(rank_sweep.SETTINGS, True, tiny)
+    first = json.dumps(jsonable(rank_sweep.run(quick=True, seed=1, progress=False)))
+    second = json.dumps(jsonable(rank_sweep.run(quick=True, seed=1, progress=False)))
+    assert first == second
+    result = json.loads(first)
+    assert result["seeds"] == [10, 11] and len(result["digits"]["baselines"]) == 5
+    for row in result["digits"]["baselines"]:
+        assert len(row["accuracy"]) == 2

@@ -1,6 +1,6 @@
 """Tests for the subspace_similarity experiment (LoRA paper §7 on a planted rank-4 task).
 
-Margins chosen after running quick mode for seeds 0..4, which gave:
+Margins chosen after running quick mode for seeds 0..4 (first seed of each run), which gave:
 φ(top-1, r=8 vs r=64) 0.87..0.99 (second run 0.91..0.99); random baseline at (1, 1)
 0.0065..0.0085 (1/128 = 0.0078); φ at i = j = 4 (the planted rank) 0.92..0.97;
 φ at i = j = 8: 0.48..0.51 (= 4/8: the top 4 shared, the rest noise); φ top-1 between
@@ -23,13 +23,14 @@ import pytest
 from matplotlib.figure import Figure
 
 from lora_np.experiments import subspace_similarity as experiment
-from lora_np.experiments.common import jsonable
 from lora_np.rng import get_rng, manual_seed
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
-    return jsonable(experiment.run(quick=True, seed=0, progress=False))
+def result(quick_run) -> dict:
+    """The session's ``reproduce --quick`` result (conftest.py): its top-level fields are
+    the first seed's, ``over_seeds`` every seed's."""
+    return json.loads((quick_run[1] / "subspace_similarity.json").read_text())
 
 
 def test_result_has_the_fields_and_shapes(result) -> None:
@@ -44,6 +45,39 @@ def test_result_has_the_fields_and_shapes(result) -> None:
     assert set(result["table7"]) == {"8", "64", "planted"}
     assert set(result["full_update_singular_values"]) == {"0", "2", "4"}
     assert result["phi_top1"] == result["phi_ranks"][0][0]
+
+
+def test_over_seeds_holds_every_seed_with_an_interval(result) -> None:
+    seeds = result["over_seeds"]
+    n = seeds["n_seeds"]
+    assert n == len(result["seeds"]) >= 2 and seeds["seeds"] == result["seeds"]
+    assert seeds["phi_top1"]["per_seed"][0] == result["phi_top1"]  # the first seed's run
+    for key in ("phi_top1", "phi_top_planted", "phi_seeds_top1", "random_baseline_top1"):
+        summary = seeds[key]
+        assert len(summary["per_seed"]) == n
+        lo, hi = summary["ci"]
+        assert 0.0 <= lo <= summary["mean"] <= hi <= 1.0, key
+    for curve in seeds["phi_diagonal"].values():
+        assert len(curve["mean"]) == result["ranks"][0] and len(curve["per_seed"]) == n
+    for rows in (seeds["table7"], seeds["table7_digits"]):
+        for row in rows.values():
+            assert (
+                row["proj_delta"]["ci"][0]
+                <= row["proj_delta"]["mean"]
+                <= row["proj_delta"]["ci"][1]
+            )
+
+
+def test_top4_subspace_is_shared_on_every_seed(result) -> None:
+    # seeds 0..4 (quick): the lowest φ at the planted rank over the seeds inside a run 0.92
+    assert min(result["over_seeds"]["phi_top_planted"]["per_seed"]) > 0.8
+
+
+def test_one_seed_is_the_first_seed_of_run(result) -> None:
+    assert (
+        experiment.one_seed(True, result["seeds"][1], False)["phi_top1"]
+        == (result["over_seeds"]["phi_top1"]["per_seed"][1])
+    )
 
 
 def test_lora_solves_the_task(result) -> None:

@@ -1,12 +1,13 @@
 """Tests for the variants experiment (LoRA, rsLoRA, DoRA, PiSSA, LoRA+; DoRA's ΔM/ΔD).
 
-Margins chosen after running quick mode for seeds 0..4, which gave: test agreement with
-teacher B 0.990..0.999 for LoRA, rsLoRA, DoRA and LoRA+; PiSSA 0.77..0.84 (its start, W's
-top singular directions, is unrelated to the randomly planted update); rsLoRA and LoRA
-with α·√r identical. LoRA+ against tuned LoRA flips with the budget (quick: LoRA ahead
-on every seed, full run: LoRA+ ahead), so it is not asserted. Correlation of (ΔD, ΔM)
-over (layer, checkpoint) points: full fine-tuning -0.31..-0.07, LoRA 0.999, DoRA
-0.41..0.75; over rows at the end: full -0.06..0.11, LoRA 0.79..0.86, DoRA 0.39..0.56.
+Margins chosen after running quick mode for seeds 0..4 (each the mean of its 2 seeds),
+which gave: test agreement with teacher B 0.877..0.897 for LoRA, rsLoRA, DoRA and LoRA+
+(rank-4 adapters cannot write the rank-16 update: not at ceiling); PiSSA 0.750..0.779 (its
+start, W's top singular directions, is unrelated to the randomly planted update); full
+fine-tuning 0.900..0.913, above every adapter on every seed; rsLoRA and LoRA with α·√r
+identical. Correlation of (ΔD, ΔM) over checkpoints, per layer: full fine-tuning layer "0"
+−0.84..−0.66, layer "2" 0.98..1.00; LoRA layer "0" 0.86..0.97, layer "2" 1.00; DoRA layer
+"0" −0.69..+0.45, layer "2" 0.80..0.98.
 """
 
 from __future__ import annotations
@@ -19,26 +20,32 @@ from matplotlib.figure import Figure
 
 from lora_np.data import teacher_student_task
 from lora_np.experiments import variants as experiment
-from lora_np.experiments.common import jsonable
 from lora_np.rng import manual_seed
 
 ADAPTERS = ("LoRA", "rsLoRA", "DoRA", "PiSSA", "LoRA+")
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
-    return jsonable(experiment.run(quick=True, seed=0, progress=False))
+def result(quick_run) -> dict:
+    """The session's ``reproduce --quick`` result (conftest.py)."""
+    return json.loads((quick_run[1] / "variants.json").read_text())
 
 
 def test_result_has_the_fields(result) -> None:
     json.dumps(result, allow_nan=False)
     assert result["variants"] == [*ADAPTERS, "full fine-tuning"]
+    n = len(result["seeds"])
+    assert n >= 2
     for name in result["variants"]:
         full = name == "full fine-tuning"
         grid = result["task"]["full_lr_grid" if full else "lr_grid"]
         assert result["chosen_lr"][name] in grid
         assert [run["lr"] for run in result["grid"][name]] == grid
-        assert 0.0 <= result["final_accuracy"][name] <= 1.0
+        measured = result["per_seed"][name]
+        assert len(measured["accuracy"]["per_seed"]) == len(measured["curves"]) == n
+        assert measured["accuracy"]["mean"] == result["final_accuracy"][name]
+        lo, hi = measured["accuracy"]["ci"]
+        assert 0.0 <= lo <= measured["accuracy"]["mean"] <= hi <= 1.0
         assert len(result["best"][name]["loss"]) == result["task"]["steps"]
     assert len(result["controls"]) == 2
     for name in ("full fine-tuning", "LoRA", "DoRA"):
@@ -46,13 +53,18 @@ def test_result_has_the_fields(result) -> None:
         for layer in ("0", "2"):
             assert len(scatter["checkpoints"][layer]["dM"]) == experiment.CHECKPOINTS
             assert len(scatter["rows"][layer]["dD"]) == 64
+            for kind in ("checkpoints", "rows"):
+                summary = result["dora_per_layer"][name][layer][kind]
+                assert len(summary["per_seed"]) == n and summary["ci"][0] >= -1.0
     # DoRA trains one magnitude per output row more than LoRA
     assert result["trainable"]["DoRA"] == result["trainable"]["LoRA"] + 64 + 64
 
 
-def test_the_lora_family_solves_the_task_in_the_budget(result) -> None:
+def test_the_task_is_not_at_ceiling(result) -> None:
     for name in ("LoRA", "rsLoRA", "DoRA", "LoRA+"):
-        assert result["final_accuracy"][name] > 0.97, name
+        assert 0.8 < result["final_accuracy"][name] < 0.95, name
+    adapters = max(result["final_accuracy"][name] for name in ADAPTERS)
+    assert result["final_accuracy"]["full fine-tuning"] > adapters  # it can write the update
 
 
 def test_pissa_starts_in_the_wrong_subspace_here(result) -> None:
@@ -66,24 +78,33 @@ def test_rslora_is_lora_with_alpha_times_sqrt_r(result) -> None:
     assert control["lr"] == rslora["lr"]
     assert control["test_loss"] == pytest.approx(rslora["test_loss"], rel=1e-3)
     np.testing.assert_allclose(control["loss"], rslora["loss"], rtol=1e-3)
+    per_seed = result["controls_per_seed"]["LoRA, α·√r (= rsLoRA's scaling)"]
+    np.testing.assert_allclose(
+        per_seed["test_loss"]["per_seed"],
+        result["per_seed"]["rsLoRA"]["test_loss"]["per_seed"],
+        rtol=1e-3,
+    )
 
 
 def test_lora_plus_control_runs_lora_at_lora_plus_b_learning_rate(result) -> None:
-    # whether LoRA+ beats tuned LoRA depends on the budget here (quick: no; full: yes), so
-    # only the control's construction is asserted; the figure reports the outcome
+    # whether LoRA+ beats tuned LoRA is what the figure reports; here only the control's
+    # construction is asserted
     control = result["controls"]["LoRA, lr = LoRA+'s B lr"]
     expected = result["best"]["LoRA+"]["lr"] * result["task"]["lora_plus_ratio"]
     assert control["lr"] == pytest.approx(expected)
     assert len(control["loss"]) == result["task"]["steps"] or control["diverged"]
 
 
-def test_dora_magnitude_direction_correlations(result) -> None:
-    corr = {n: result["dora_scatter"][n]["correlation"] for n in result["dora_scatter"]}
-    assert corr["LoRA"]["checkpoints"] > 0.95  # LoRA: ΔM grows with ΔD
-    assert corr["full fine-tuning"]["checkpoints"] < 0.0  # full FT: the paper's negative slope
-    # DoRA sits between: its correlation is clearly weaker than LoRA's (not negative here)
-    assert corr["DoRA"]["checkpoints"] < corr["LoRA"]["checkpoints"] - 0.15
-    assert corr["DoRA"]["rows"] < corr["LoRA"]["rows"] - 0.15
+def test_dora_magnitude_direction_correlations_per_layer(result) -> None:
+    corr = {
+        name: {layer: d[layer]["checkpoints"]["mean"] for layer in d}
+        for name, d in result["dora_per_layer"].items()
+    }
+    assert corr["LoRA"]["2"] > 0.9 and corr["LoRA"]["0"] > 0.5  # LoRA: ΔM grows with ΔD
+    # full FT, in the layer the task does not need: the paper's negative slope
+    assert corr["full fine-tuning"]["0"] < 0.0
+    # DoRA there: clearly below LoRA (its sign varies from seed to seed)
+    assert corr["DoRA"]["0"] < corr["LoRA"]["0"] - 0.3
 
 
 def test_plot_and_summary_from_the_dict_alone(result) -> None:
@@ -122,3 +143,5 @@ def test_make_task_is_the_task_run_uses() -> None:
     assert (
         task.shift.layer == experiment.PLANTED_LAYER and task.shift.rank == experiment.PLANTED_RANK
     )
+    s = task.shift.s
+    np.testing.assert_allclose(s / s[0], experiment.PLANTED_PROFILE, rtol=1e-12)

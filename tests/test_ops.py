@@ -42,6 +42,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 import lora_np
 from lora_np import ops
 from lora_np.gradcheck import gradcheck
+from lora_np.nn import conv
 from lora_np.nn import functional as F
 from lora_np.subspace import projections
 from lora_np.tensor import Function, Tensor
@@ -241,6 +242,25 @@ def _sparse_settings(num_rows: int, d: int, rng: np.random.Generator) -> dict[st
 
 
 CATALOGUE = _catalogue(np.random.default_rng(0))
+
+
+def _conv_cases(rng: np.random.Generator) -> list[Case]:
+    """lora_np.nn.conv's primitive: x (N, C, H, W), w (O, C, k, k), b (O,)."""
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape)
+
+    return [
+        ((r(2, 3, 5, 5), r(4, 3, 3, 3), r(4)), {"stride": 1, "padding": 0}),
+        ((r(2, 2, 6, 5), r(3, 2, 3, 3), r(3)), {"stride": 2, "padding": 1}),  # odd, strided
+        ((r(1, 1, 4, 4), r(2, 1, 2, 2)), {"stride": 2, "padding": 0}),  # no bias
+        ((r(2, 2, 3, 4), r(2, 2, 1, 3), r(2)), {"stride": 1, "padding": 2}),  # wide padding
+        ((Tensor(r(2, 1, 4, 4)), r(3, 1, 3, 3), r(3)), {"stride": 1, "padding": 1}),  # data
+        ((r(2, 2, 4, 4), Tensor(r(2, 2, 3, 3)), Tensor(r(2))), {"stride": 1, "padding": 1}),
+    ]
+
+
+CATALOGUE[conv.Convolution2d] = _conv_cases(np.random.default_rng(1))
 
 
 def _params() -> list[Any]:

@@ -115,6 +115,56 @@ def train_fixed_budget(
     return history.loss
 
 
+def train_with_curve(
+    model: Module,
+    X: np.ndarray,
+    targets: np.ndarray,
+    X_test: np.ndarray,
+    labels_test: np.ndarray,
+    *,
+    steps: int,
+    eval_every: int,
+    lr: float,
+    optimizer: str = "adam",
+    loss: Any = F.cross_entropy,
+    batch_size: int = 128,
+    rng: np.random.Generator,
+) -> tuple[list[float], list[float]] | None:
+    """:func:`train_fixed_budget` in chunks of ``eval_every`` steps, measuring the test
+    accuracy after each: returns ``(losses, accuracies)``, accuracy k after step
+    (k + 1)·eval_every (the last chunk may be shorter), or None if the run diverged.
+
+    One optimizer (its state carries over between chunks) and one generator; each chunk
+    starts a new pass over the data, so the batches differ from one uncut run of
+    ``steps`` steps (same seed, same result all the same).
+    """
+    opt = make_optimizer(optimizer, trainable(model), lr)
+    losses: list[float] = []
+    accuracies: list[float] = []
+    done = 0
+    while done < steps:
+        chunk = min(eval_every, steps - done)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                history = fit(
+                    model,
+                    (X, targets),
+                    optimizer=opt,
+                    loss=loss,
+                    steps=chunk,
+                    batch_size=batch_size,
+                    eval_every=chunk,
+                    progress=False,
+                    rng=rng,
+                )
+        except FloatingPointError:
+            return None
+        losses.extend(history.loss)
+        accuracies.append(accuracy(model, X_test, labels_test))
+        done += chunk
+    return losses, accuracies
+
+
 def accuracy(model: Module, X: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose arg-max logit is the label (:func:`lora_np.train.evaluate`)."""
     return float(evaluate(model, X, labels)["accuracy"])

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_array
+from lora_np.experiments.common import mean_interval, nan_array
 from lora_np.gradcheck import numerical_grad
 from lora_np.lora import LoRALinear
 from lora_np.nn import functional_call
@@ -59,14 +59,51 @@ def _relative_error(numeric: np.ndarray, exact: np.ndarray) -> float:
     return float(np.linalg.norm(numeric - exact) / np.linalg.norm(exact))
 
 
+SEEDS = {True: 2, False: 5}  # random layers, points and upstream gradients per mode
+
+
 def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Finite-difference error vs ε in float32 and float64 for a LoRA layer (+ tanh).
+    """Finite-difference error vs ε in float32 and float64 for a LoRA layer (+ tanh), on
+    ``SEEDS[quick]`` random draws (seeds 10·seed, 10·seed + 1, ...).
 
     Returns ``eps`` (descending, 1e-1 … 1e-13), ``error_float32`` and ``error_float64``
     (relative L2 error of the central-difference gradient of ⟨u, y⟩ with respect to
-    (A, B), u a random upstream gradient), ``best_eps_*`` and ``best_error_*`` (the
-    minimum of each curve), and the errors at gradcheck's default ε = 1e-6.
+    (A, B), u a random upstream gradient; geometric mean over the draws, with
+    ``error_*_ci``: 95% t-interval of log10 error, and ``error_*_per_seed``),
+    ``best_eps_*`` and ``best_error_*`` (the minimum of each mean curve, and
+    ``best_eps_*_per_seed``), and the errors at gradcheck's default ε = 1e-6.
     """
+    seeds = [10 * seed + i for i in range(SEEDS[bool(quick)])]
+    draws = [
+        _one_draw(quick, s)
+        for s in progress_bar(seeds, enabled=progress, desc="gradcheck_eps: draws")
+    ]
+    result = dict(draws[0])
+    result.update(seed=seed, seeds=seeds)
+    eps_values = result["eps"]
+    for name in ("float32", "float64"):
+        logs = np.log10([d[f"error_{name}"] for d in draws])  # (draws, ε)
+        stats = [mean_interval(column) for column in logs.T]
+        mean = [float(10 ** s["mean"]) for s in stats]
+        result[f"error_{name}"] = mean
+        result[f"error_{name}_ci"] = [
+            [None, None] if s["ci"][0] is None else [10 ** s["ci"][0], 10 ** s["ci"][1]]
+            for s in stats
+        ]
+        result[f"error_{name}_per_seed"] = [d[f"error_{name}"] for d in draws]
+        best = int(np.argmin(mean))
+        result[f"best_eps_{name}"] = eps_values[best]
+        result[f"best_error_{name}"] = mean[best]
+        result[f"best_eps_{name}_per_seed"] = [d[f"best_eps_{name}"] for d in draws]
+        result[f"best_error_{name}_per_seed"] = [d[f"best_error_{name}"] for d in draws]
+        index = eps_values.index(result["default_eps"])
+        result[f"error_at_default_eps_{name}"] = mean[index]
+    result["average"] = "geometric mean over the draws"
+    return result
+
+
+def _one_draw(quick: bool, seed: int) -> dict[str, Any]:
+    """One random layer, point and upstream gradient (``manual_seed(seed)``): the U-curves."""
     rng = manual_seed(seed)
     # quick mode: every other ε on the same 1e-1 … 1e-13 range
     exponents = np.arange(-1.0, -13.01, -0.5 if quick else -0.25)
@@ -88,7 +125,7 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
     exact = np.concatenate([a64.grad.ravel(), b64.grad.ravel()])
 
     errors: dict[str, list[float]] = {"float32": [], "float64": []}
-    for eps in progress_bar(eps_values, enabled=progress, desc="gradcheck_eps: ε"):
+    for eps in eps_values:
         for name, dtype in (("float32", np.float32), ("float64", np.float64)):
             a, b = a32.astype(dtype), b32.astype(dtype)
             grad_a = numerical_grad(
@@ -132,10 +169,24 @@ def plot(result: dict[str, Any]):
     )
     ax = axes[0, 0]
     eps = np.array(result["eps"])
-    offsets = {"float32": ((12, -20), "left"), "float64": ((-14, -2), "right")}
     for name in ("float32", "float64"):
         errors = nan_array(result[f"error_{name}"])
-        ax.loglog(eps, errors, "o-", ms=3, color=style.COLORS[name], label=name)
+        n = len(result.get("seeds", [0]))
+        label = (
+            f"{name} ({n} draws): min {result[f'best_error_{name}']:.1e} "
+            f"at ε = {result[f'best_eps_{name}']:.0e}"
+        )
+        ax.loglog(eps, errors, "o-", ms=3, color=style.COLORS[name], label=label)
+        band = result.get(f"error_{name}_ci")
+        if band and band[0][0] is not None:
+            ax.fill_between(
+                eps,
+                nan_array([lo for lo, _ in band]),
+                nan_array([hi for _, hi in band]),
+                color=style.COLORS[name],
+                alpha=0.2,
+                lw=0,
+            )
         ax.plot(
             result[f"best_eps_{name}"],
             result[f"best_error_{name}"],
@@ -143,15 +194,6 @@ def plot(result: dict[str, Any]):
             ms=14,
             color=style.COLORS[name],
             markeredgecolor="black",
-        )
-        ax.annotate(
-            f"min {result[f'best_error_{name}']:.1e}\nat ε = {result[f'best_eps_{name}']:.0e}",
-            (result[f"best_eps_{name}"], result[f"best_error_{name}"]),
-            textcoords="offset points",
-            xytext=offsets[name][0],
-            ha=offsets[name][1],
-            fontsize=8,
-            color=style.COLORS[name],
         )
     ax.axvline(result["default_eps"], color=style.COLORS["baseline"], ls="--", lw=1)
     ax.text(

@@ -46,7 +46,7 @@ from lora_np.data import (
     teacher_logits,
 )
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_grid
+from lora_np.experiments.common import format_interval, mean_interval, nan_array, nan_grid
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
 from lora_np.lora.analysis import (
     energy_in_top,
@@ -217,11 +217,11 @@ def table7_digits(
     }
 
 
-def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Train LoRA at r = 8 and 64 for two seeds, and full fine-tuning; measure φ, Table 7
-    and the full update's spectrum; then Table 7 on digits → mirrored digits
-    (:func:`table7_digits`, field ``table7_digits``). See the module docstring. JSON-able
-    dict."""
+def one_seed(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Everything :func:`run` measures, on seed ``seed``'s task alone: LoRA at r = 8 and 64
+    for two runs, and full fine-tuning; φ, Table 7 and the full update's spectrum; then
+    Table 7 on digits → mirrored digits (:func:`table7_digits`, field ``table7_digits``).
+    See the module docstring. JSON-able dict."""
     settings = budget(quick)
     steps = settings["steps"]
     task = make_task(seed, n_train=settings["n_train"], n_test=settings["n_test"])
@@ -336,126 +336,232 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
     }
 
 
-def _first_row(digits: dict[str, Any]) -> dict[str, float]:
-    """The first Table 7 row of a :func:`table7_digits` result (they share ‖W‖_F)."""
-    return next(iter(digits["table"][str(digits["ranks"][0])].values()))
+UNIT = (0.0, 1.0)  # φ, overlaps, energy shares and accuracies lie in [0, 1]
+SEEDS = {True: 2, False: 5}  # tasks (seeds 10·seed, 10·seed + 1, ...) per mode
 
 
-def _table7_bars(ax: Any, groups: dict[str, dict[str, float]], ylim: tuple[float, float]) -> None:
-    """Grouped bars ‖UᵀWV‖_F for U, V from ΔW, from W and random, one group per row."""
+def _diagonal(grid: Any, n: int) -> list[float]:
+    values = nan_grid(grid)
+    return [float(values[i, i]) for i in range(n)]
+
+
+def _over_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers the figure and the headline quote, seed by seed, each with its mean and
+    95% t-interval (:func:`~lora_np.experiments.common.mean_interval`)."""
+
+    def summary(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+        stats = mean_interval(values, bounds)
+        return {"per_seed": values, "mean": stats["mean"], "ci": stats["ci"]}
+
+    def curves(
+        values: list[list[float]], bounds: tuple[float, float] | None = UNIT
+    ) -> dict[str, Any]:
+        columns = [mean_interval(column, bounds) for column in zip(*values, strict=True)]
+        return {
+            "per_seed": values,
+            "mean": [c["mean"] for c in columns],
+            "ci": [c["ci"] for c in columns],
+        }
+
+    small, large = results[0]["ranks"]
+    k = results[0]["task"]["planted_rank"]
+    out: dict[str, Any] = {"n_seeds": len(results), "seeds": [r["seed"] for r in results]}
+    for key in (
+        "phi_top1",
+        "phi_top1_seed1",
+        "phi_top_planted",
+        "phi_seeds_top1",
+        "random_baseline_top1",
+    ):
+        out[key] = summary([r[key] for r in results], UNIT)
+    out["phi_diagonal"] = {
+        "ranks_run1": curves([_diagonal(r["phi_ranks"], small) for r in results]),
+        "ranks_run2": curves([_diagonal(r["phi_ranks_seed1"], small) for r in results]),
+        "seeds": curves([_diagonal(r["phi_seeds"], small) for r in results]),
+        "random": curves([_diagonal(r["phi_ranks_random"], small) for r in results]),
+    }
+    out["planted_overlap"] = {
+        key: curves([r["planted_overlap"][key] for r in results])
+        for key in results[0]["planted_overlap"]
+    }
+    table_keys = (
+        "proj_delta",
+        "proj_weight",
+        "proj_random",
+        "amplification",
+        "amplification_random",
+    )
+    out["table7"] = {
+        f"r={rank}, top-{c[2:]}": {
+            key: summary([r["table7"][str(rank)][c][key] for r in results]) for key in table_keys
+        }
+        for rank in (small, large)
+        for c in results[0]["table7"][str(rank)]
+    }
+    digits = results[0]["table7_digits"]
+    out["table7_digits"] = {
+        f"r={rank}, top-{c[2:]}": {
+            key: summary([r["table7_digits"]["table"][str(rank)][c][key] for r in results])
+            for key in table_keys
+        }
+        for rank in digits["ranks"]
+        for c in digits["table"][str(rank)]
+    }
+    out["digits_lora_accuracy"] = {
+        name: summary([r["table7_digits"]["lora_accuracy"][name] for r in results], UNIT)
+        for name in digits["lora_accuracy"]
+    }
+    out["full_update_energy_top_planted"] = {
+        name: summary([r["full_update_energy_top_planted"][name] for r in results], UNIT)
+        for name in results[0]["full_update_energy_top_planted"]
+    }
+    spectra = {name: [] for name in results[0]["full_update_singular_values"]}
+    for r in results:
+        for name, values in r["full_update_singular_values"].items():
+            values = np.asarray(values[:32], dtype=float)
+            spectra[name].append(np.log10(values / values[0]).tolist())
+    out["full_update_spectrum"] = {}
+    for name, logs in spectra.items():  # intervals of log10(σ_i/σ_1): it spans decades
+        curve = curves(logs, None)
+        out["full_update_spectrum"][name] = {
+            "per_seed": [[10**v for v in row] for row in logs],
+            "mean": [10**v for v in curve["mean"]],
+            "ci": [[None, None] if lo is None else [10**lo, 10**hi] for lo, hi in curve["ci"]],
+            "average": "geometric mean over seeds",
+        }
+    out["accuracy"] = {
+        name: summary([r["accuracy"][name] for r in results], UNIT)
+        for name in results[0]["accuracy"]
+    }
+    out["planted_rank"] = k
+    return out
+
+
+def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """:func:`one_seed` on ``SEEDS[quick]`` tasks (seeds 10·seed, 10·seed + 1, ...).
+
+    The top-level fields are the first seed's (:func:`one_seed`, so that a notebook can
+    redo them step by step); ``over_seeds`` holds what the figure and the headline quote,
+    for every seed with its mean and 95% interval.
+    """
+    seeds = [10 * seed + i for i in range(SEEDS[bool(quick)])]
+    results = [
+        one_seed(quick, s, False)
+        for s in progress_bar(seeds, enabled=progress, desc="subspace_similarity: seeds")
+    ]
+    return {**results[0], "seed": seed, "seeds": seeds, "over_seeds": _over_seeds(results)}
+
+
+def _band_curve(ax: Any, x: Any, curve: dict[str, Any], fmt: str, color: str, label: str):
+    """A mean curve over seeds with its 95% band."""
+    mean = nan_array(curve["mean"])
+    ax.plot(x, mean, fmt, marker="o", ms=4, color=color, label=label)
+    lo = [c[0] for c in curve["ci"]]
+    if lo[0] is not None:
+        hi = [c[1] for c in curve["ci"]]
+        ax.fill_between(x, nan_array(lo), nan_array(hi), color=color, alpha=0.15, lw=0)
+
+
+def _dots(ax: Any, x: float, summary: dict[str, Any], color: str, label: str | None = None):
+    """A mean as a point with its 95% interval (on a log axis: floored at a tenth of it)."""
+    mean, (lo, hi) = summary["mean"], summary["ci"]
+    yerr = None
+    if lo is not None:
+        yerr = [[mean - max(lo, mean / 10)], [hi - mean]]
+    ax.errorbar([x], [mean], yerr=yerr, fmt="o", color=color, capsize=3, ms=6, label=label)
+
+
+def _table7_dots(ax: Any, rows: dict[str, dict[str, Any]], ylim: tuple[float, float]) -> None:
+    """‖UᵀWV‖_F for U, V from ΔW, from W and random, one group of three per row: points
+    with 95% intervals over seeds (a log axis, so no bars)."""
     sources = [
         ("proj_delta", "U, V from ΔW", style.COLORS["lora"]),
         ("proj_weight", "from W", style.COLORS["full"]),
         ("proj_random", "random", style.COLORS["baseline"]),
     ]
-    width = 0.27
     for offset, (key, label, color) in enumerate(sources):
-        heights = [row[key] for row in groups.values()]
-        ax.bar(
-            np.arange(len(groups)) + (offset - 1) * width, heights, width, color=color, label=label
-        )
+        for i, row in enumerate(rows.values()):
+            _dots(ax, i + (offset - 1) * 0.22, row[key], color, label if i == 0 else None)
     ax.set_yscale("log")
     ax.set_ylim(*ylim)
-    ax.set_xticks(np.arange(len(groups)), list(groups))
+    ax.set_xticks(np.arange(len(rows)), list(rows))
+    ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylabel("‖Uᵀ W V‖_F (top-k directions)")
-    ax.legend(loc="upper left", ncol=3)
-
-
-def _note_under_legend(ax: Any, text: str) -> None:
-    """A boxed note at the top right, below a one-line legend along the top edge."""
-    ax.text(
-        0.98,
-        0.88,
-        text,
-        transform=ax.transAxes,
-        ha="right",
-        va="top",
-        fontsize=8,
-        bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85, "lw": 0.5},
-    )
+    ax.legend(loc="upper left", ncol=3, fontsize=7)
 
 
 @style.styled
 def plot(result: dict[str, Any]):
-    """Eight panels. Top: φ heatmaps (ranks, seeds), φ on the diagonal vs chance, overlap
-    with the planted subspace. Bottom: Table 7 as bars on the planted task and on digits →
-    mirrored digits (one log scale), the amplification factor against its random
-    counterpart, and the full fine-tuning update's spectrum."""
+    """Eight panels. Top: φ heatmaps (ranks, seeds; first seed), φ on the diagonal vs
+    chance, overlap with the planted subspace (both over seeds). Bottom: Table 7 on the
+    planted task and on digits → mirrored digits (one log scale), the amplification factor
+    against its random counterpart, and the full fine-tuning update's spectrum."""
     small, large = result["ranks"]
     k = result["task"]["planted_rank"]
+    seeds = result["over_seeds"]
+    n = seeds["n_seeds"]
     fig, axes = style.figure(
-        2, 4, title="What LoRA learns: subspace similarity, ΔW vs W, the full update's spectrum"
+        2,
+        4,
+        title="What LoRA learns: subspace similarity, ΔW vs W, the full update's spectrum "
+        f"({n} seeds; 95% intervals)",
     )
 
-    ax = axes[0, 0]
-    image = ax.imshow(
-        nan_grid(result["phi_ranks"]),
-        vmin=0,
-        vmax=1,
-        cmap="viridis",
-        aspect="auto",
-        extent=(0.5, large + 0.5, small + 0.5, 0.5),
-        interpolation="nearest",
-    )
-    ax.set_xlabel(f"j (top-j right-singular vectors of A, r = {large})")
-    ax.set_ylabel(f"i (top-i of A, r = {small})")
-    ax.set_title(
-        f"φ(A_r={small}, A_r={large}, i, j), layer {result['task']['layer']}, run 1", fontsize=9
-    )
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="φ")
-
-    ax = axes[0, 1]
-    image = ax.imshow(
-        nan_grid(result["phi_seeds"]),
-        vmin=0,
-        vmax=1,
-        cmap="viridis",
-        aspect="auto",
-        extent=(0.5, large + 0.5, large + 0.5, 0.5),
-        interpolation="nearest",
-    )
-    ax.set_xlabel(f"j (A, r = {large}, run 2)")
-    ax.set_ylabel(f"i (A, r = {large}, run 1)")
-    ax.set_title(f"φ between two runs (seeds) at r = {large}", fontsize=9)
-    ax.grid(False)
-    fig.colorbar(image, ax=ax, label="φ")
+    for ax, grid, xlabel, ylabel, title, rows in (
+        (
+            axes[0, 0],
+            result["phi_ranks"],
+            f"j (top-j right-singular vectors of A, r = {large})",
+            f"i (top-i of A, r = {small})",
+            f"φ(A_r={small}, A_r={large}, i, j), layer {result['task']['layer']}, first seed",
+            small,
+        ),
+        (
+            axes[0, 1],
+            result["phi_seeds"],
+            f"j (A, r = {large}, run 2)",
+            f"i (A, r = {large}, run 1)",
+            f"φ between two runs at r = {large}, first seed",
+            large,
+        ),
+    ):
+        image = ax.imshow(
+            nan_grid(grid),
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            aspect="auto",
+            extent=(0.5, large + 0.5, rows + 0.5, 0.5),
+            interpolation="nearest",
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(False)
+    fig.colorbar(image, ax=[axes[0, 0], axes[0, 1]], shrink=0.85, label="φ (both maps, 0 to 1)")
 
     ax = axes[0, 2]
     diag = np.arange(1, small + 1)
-    curves = [
-        (result["phi_ranks"], f"r={small} vs r={large}, run 1", style.COLORS["lora"], "-"),
-        (result["phi_ranks_seed1"], f"r={small} vs r={large}, run 2", style.COLORS["lora"], "--"),
-        (result["phi_seeds"], f"r={large}: run 1 vs run 2", style.COLORS["rslora"], "-"),
-        (
-            result["phi_ranks_random"],
-            f"random, {small} vs {large} rows",
-            style.COLORS["baseline"],
-            ":",
-        ),
-    ]
-    for grid, label, color, ls in curves:
-        values = nan_grid(grid)
-        ax.plot(
-            diag, [values[i - 1, i - 1] for i in diag], ls, marker="o", color=color, label=label
-        )
+    diagonal = seeds["phi_diagonal"]
+    for key, label, color, ls in (
+        ("ranks_run1", f"r={small} vs r={large}, run 1", style.COLORS["lora"], "-"),
+        ("ranks_run2", f"r={small} vs r={large}, run 2", style.COLORS["lora"], "--"),
+        ("seeds", f"r={large}: run 1 vs run 2", style.COLORS["rslora"], "-"),
+        ("random", f"random, {small} vs {large} rows", style.COLORS["baseline"], ":"),
+    ):
+        _band_curve(ax, diag, diagonal[key], ls, color, label)
     ax.axvline(k, color=style.COLORS["highlight"], ls="--", lw=1)
-    ax.text(k, 0.15, f" planted rank {k}", color=style.COLORS["highlight"], fontsize=8)
+    ax.text(k, 0.5, f" planted rank {k}", color=style.COLORS["highlight"], fontsize=8)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("i = j")
     ax.set_ylabel("φ(i, i)")
     ax.set_title("φ on the diagonal vs chance", fontsize=9)
-    ax.legend(loc="center left")
+    ax.legend(loc="lower left", fontsize=7)
 
     ax = axes[0, 3]
-    for (label, values), ls in zip(result["planted_overlap"].items(), ("-", "--"), strict=True):
-        ax.plot(
-            np.arange(1, len(values) + 1),
-            values,
-            ls,
-            marker="o",
-            color=style.COLORS["lora"],
-            label=f"A, {label}",
+    for (label, curve), ls in zip(seeds["planted_overlap"].items(), ("-", "--"), strict=True):
+        _band_curve(
+            ax, np.arange(1, len(curve["mean"]) + 1), curve, ls, style.COLORS["lora"], f"A, {label}"
         )
     n_in = result["task"]["sizes"][2]
     steps_i = np.arange(1, small + 1)
@@ -470,95 +576,73 @@ def plot(result: dict[str, Any]):
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("i (top-i right-singular vectors of A)")
     ax.set_ylabel("‖U_iᵀ V*‖²_F / min(i, k)")
-    ax.set_title("overlap with the planted input subspace V*", fontsize=9)
-    ax.legend(loc="center left")
-    accuracy = result["accuracy"]
-    style.note(
-        ax,
-        "agreement with teacher B (test)\n"
-        + "\n".join(f"{name}: {value:.1%}" for name, value in accuracy.items()),
-        "lower right",
+    accuracy = seeds["accuracy"]
+    lora_acc = accuracy[f"r={small}, run 1"]
+    ax.set_title(
+        "overlap with the planted input subspace V*\n"
+        f"(agreement with B: LoRA r={small} {format_interval(lora_acc, 1, percent=True)})",
+        fontsize=9,
     )
+    ax.legend(loc="center right", fontsize=7)
 
-    digits = result["table7_digits"]
-    planted_groups = {
-        f"r={small}, top-{c[2:]}": result["table7"][str(small)][c]
-        for c in result["table7"][str(small)]
+    planted_rows = {
+        f"r={small}, {key.split(', ')[1]}": row
+        for key, row in seeds["table7"].items()
+        if key.startswith(f"r={small},")
     }
-    digits_groups = {
-        f"r={rank}, top-{c[2:]}": row
-        for rank in digits["ranks"]
-        for c, row in digits["table"][str(rank)].items()
-    }
-    heights = [
-        row[key]
-        for group in (planted_groups, digits_groups)
+    digits_rows = seeds["table7_digits"]
+    values = [
+        row[key]["mean"]
+        for group in (planted_rows, digits_rows)
         for row in group.values()
         for key in ("proj_delta", "proj_weight", "proj_random")
     ]
-    ylim = (0.5 * min(heights), 30 * max(heights))  # one scale for both panels; room for notes
+    ylim = (0.3 * min(values), 30 * max(values))  # one scale for both panels; room for legend
 
     ax = axes[1, 0]
-    _table7_bars(ax, planted_groups, ylim)
-    ax.set_title(f"Table 7, planted task: W on ΔW's directions (LoRA r = {small})", fontsize=9)
-    first = next(iter(planted_groups.values()))
-    _note_under_legend(
-        ax,
-        f"‖W‖_F = {first['weight_norm']:.1f}, ‖ΔW‖_F = {first['delta_norm']:.1f}\n"
-        "ΔW* was planted at random, independent of W:\n"
-        "chance level (ΔW ≈ random) is expected here",
+    _table7_dots(ax, planted_rows, ylim)
+    ax.set_title(
+        f"Table 7, planted task (LoRA r = {small}): ΔW* random,\nso ΔW ≈ random is expected",
+        fontsize=9,
     )
 
     ax = axes[1, 1]
-    _table7_bars(ax, digits_groups, ylim)
-    ax.set_title("Table 7, digits → mirrored digits (learned ΔW, layer 2)", fontsize=9)
-    ratios = ", ".join(
-        f"r={rank}: {row['proj_delta'] / row['proj_random']:.1f}×"
-        for rank in digits["ranks"]
-        for c, row in digits["table"][str(rank)].items()
-        if c == f"r={digits['top_k']}"
-    )
-    pretrained = digits["pretrained_accuracy"]
-    _note_under_legend(
-        ax,
-        f"‖W‖_F = {_first_row(digits)['weight_norm']:.1f}; top-{digits['top_k']}, "
-        f"ΔW / random: {ratios}\n"
-        f"pretrained: {pretrained['digits']:.0%} on digits, "
-        f"{pretrained['mirrored']:.0%} on mirrored\n"
-        "LoRA, mirrored: "
-        + ", ".join(f"{name} {value:.0%}" for name, value in digits["lora_accuracy"].items()),
+    _table7_dots(ax, digits_rows, ylim)
+    first = next(iter(digits_rows.values()))
+    ratio = first["proj_delta"]["mean"] / first["proj_random"]["mean"]
+    ax.set_title(
+        f"Table 7, digits → mirrored (learned ΔW, layer 2):\ntop-{k} of ΔW hold {ratio:.1f}× "
+        "more of W than random",
+        fontsize=9,
     )
 
     ax = axes[1, 2]
     cases = [
-        (f"planted\nr={rank}", result["table7"][str(rank)][f"r={rank}"]) for rank in (small, large)
-    ] + [(f"digits\nr={rank}", digits["table"][str(rank)][f"r={rank}"]) for rank in digits["ranks"]]
-    x = np.arange(len(cases))
+        (f"planted\nr={rank}", seeds["table7"][f"r={rank}, top-{rank}"]) for rank in (small, large)
+    ] + [
+        (f"digits\nr={rank}", digits_rows[f"r={rank}, top-{rank}"])
+        for rank in result["table7_digits"]["ranks"]
+    ]
     for offset, (key, label, color) in enumerate(
         [
             ("amplification", "U, V from ΔW", style.COLORS["lora"]),
             ("amplification_random", "random U, V", style.COLORS["baseline"]),
         ]
     ):
-        ax.bar(
-            x + (offset - 0.5) * 0.35,
-            [row[key] for _, row in cases],
-            0.35,
-            color=color,
-            label=label,
-        )
+        for i, (_, row) in enumerate(cases):
+            _dots(ax, i + (offset - 0.5) * 0.3, row[key], color, label if i == 0 else None)
     ax.set_yscale("log")
-    ax.set_ylim(0.5, 50 * max(row["amplification_random"] for _, row in cases))
-    ax.set_xticks(x, [name for name, _ in cases])
+    top = max(row["amplification_random"]["mean"] for _, row in cases)
+    ax.set_ylim(0.5, 50 * top)
+    ax.set_xticks(np.arange(len(cases)), [name for name, _ in cases])
+    ax.set_xlim(-0.6, len(cases) - 0.4)
     ax.set_ylabel("‖ΔW‖_F / ‖Uᵀ W V‖_F, top-r directions")
-    ax.set_title("amplification factor at k = r (LoRA App. H.4)", fontsize=9)
-    ax.legend(loc="upper left", ncol=2)
-    _note_under_legend(
-        ax,
-        "paper (GPT-3): ≈ 20 at r = 4, ≈ 2 at r = 64.\n"
-        "Here it falls with r too, but so does the\n"
-        "random one: read it against the grey bar",
+    ax.set_title(
+        "amplification factor at k = r (paper: ≈ 20 at r = 4,\n≈ 2 at r = 64); "
+        "read it against random",
+        fontsize=9,
     )
+    ax.legend(loc="upper left", ncol=2, fontsize=7)
 
     ax = axes[1, 3]
     colors = {
@@ -566,21 +650,21 @@ def plot(result: dict[str, Any]):
         result["task"]["layer"]: style.COLORS["full"],
         "4": style.COLORS["float32"],
     }
-    energy = result["full_update_energy_top_planted"]
-    for name, values in result["full_update_singular_values"].items():
-        values = np.asarray(values, dtype=float)
-        shown = values[: min(len(values), 32)]
+    energy = seeds["full_update_energy_top_planted"]
+    for name, curve in seeds["full_update_spectrum"].items():
+        x = np.arange(1, len(curve["mean"]) + 1)
         label = f"layer {name}" + (" (planted)" if name == result["task"]["layer"] else "")
-        ax.semilogy(
-            np.arange(1, len(shown) + 1),
-            shown / values[0],
-            "o-",
-            ms=3,
-            color=colors.get(name, style.COLORS["baseline"]),
-            label=f"{label}: top-{k} energy {energy[name]:.0%}",
+        share = format_interval(energy[name], 0, percent=True)
+        _band_curve(
+            ax,
+            x,
+            curve,
+            "-",
+            colors.get(name, style.COLORS["baseline"]),
+            f"{label}: top-{k} energy {share}",
         )
     profile = np.asarray(result["task"]["planted_profile"], dtype=float)
-    ax.semilogy(
+    ax.plot(
         np.arange(1, k + 1),
         profile / profile[0],
         "*",
@@ -589,45 +673,42 @@ def plot(result: dict[str, Any]):
         label=f"planted ΔW* (rank {k}; zero beyond)",
     )
     ax.axvline(k, color=style.COLORS["highlight"], ls="--", lw=1)
+    ax.set_yscale("log")
     ax.set_xlabel("index of singular value")
     ax.set_ylabel("σ_i / σ_1 of W_ft − W₀")
     ax.set_title("full fine-tuning update: singular values", fontsize=9)
-    lowest = min(
-        max(float(np.min(np.asarray(v[:32], dtype=float) / v[0])), 1e-6)
-        for v in result["full_update_singular_values"].values()
-    )
-    top = 1.5
-    ax.set_ylim(np.exp((np.log(lowest) - 0.35 * np.log(top)) / 0.65), top)  # lowest at 35%
-    ax.legend(loc="lower left")
+    ax.set_ylim(1e-3, 3)
+    ax.legend(loc="lower left", fontsize=7)
     return fig
 
 
 def summary(result: dict[str, Any]) -> str:
-    """The headline: φ at the top direction vs chance, the full update's top-k energy, and
-    Table 7 on digits → mirrored digits."""
+    """The headline, over seeds (mean [95% interval]): φ at the top direction vs chance,
+    the full update's top-k energy, and Table 7 on digits → mirrored digits."""
+    seeds = result["over_seeds"]
     layer = result["task"]["layer"]
     k = result["task"]["planted_rank"]
-    return (
-        f"φ(top-1, r={result['ranks'][0]} vs r={result['ranks'][1]}) = {result['phi_top1']:.2f} "
-        f"(random {result['random_baseline_top1']:.3f}); top-{k}: {result['phi_top_planted']:.2f}; "
-        f"seeds top-1 {result['phi_seeds_top1']:.2f}; full-FT update of layer {layer}: "
-        f"{result['full_update_energy_top_planted'][layer]:.0%} of energy in top {k}; "
-        f"{_digits_headline(result['table7_digits'])}"
+    small, large = result["ranks"]
+    digits = seeds["table7_digits"]
+    row = digits[f"r={result['table7_digits']['ranks'][0]}, top-{k}"]
+    ratio = mean_interval(
+        [
+            d / r
+            for d, r in zip(
+                row["proj_delta"]["per_seed"], row["proj_random"]["per_seed"], strict=True
+            )
+        ]
     )
-
-
-def _digits_headline(digits: dict[str, Any]) -> str:
-    """Table 7 on digits in one phrase: W in ΔW's top-k directions vs random and vs W's
-    own, and the amplification factor at k = r for each rank."""
-    k, small = digits["top_k"], digits["ranks"][0]
-    row = digits["table"][str(small)][f"r={k}"]
     amplification = ", ".join(
-        f"r={rank} {digits['table'][str(rank)][f'r={rank}']['amplification']:.1f}"
-        for rank in digits["ranks"]
+        f"r={rank} {format_interval(digits[f'r={rank}, top-{rank}']['amplification'], 1)}"
+        for rank in result["table7_digits"]["ranks"]
     )
     return (
-        f"digits Table 7 (r={small}, top-{k}): ‖UᵀWV‖ from ΔW {row['proj_delta']:.2f} = "
-        f"{row['proj_delta'] / row['proj_random']:.1f}× random, "
-        f"1/{row['proj_weight'] / row['proj_delta']:.1f} of W's own; "
-        f"amplification {amplification}"
+        f"φ(top-1, r={small} vs r={large}) = {format_interval(seeds['phi_top1'], 2)} (random "
+        f"{seeds['random_baseline_top1']['mean']:.3f}); top-{k}: "
+        f"{format_interval(seeds['phi_top_planted'], 2)}; seeds top-1 "
+        f"{format_interval(seeds['phi_seeds_top1'], 2)}; full-FT update of layer {layer}: "
+        f"{format_interval(seeds['full_update_energy_top_planted'][layer], 2)} of energy in top "
+        f"{k}; digits Table 7 (top-{k}): ΔW/random {format_interval(ratio, 1)}; amplification "
+        f"{amplification}"
     )

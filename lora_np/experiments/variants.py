@@ -1,13 +1,19 @@
 """LoRA, rsLoRA, DoRA, PiSSA and LoRA+ on one task, one budget — and what DoRA changes.
 
-The task (a teacher–student task, :mod:`lora_np.data.teacher_student`): the pretrained
-model is teacher A (32-64-64-10), the target is teacher B = A plus a planted rank-4 update
-of layer "2"; fine-tuning matches B's logits (mean squared error; distillation). Every
-variant gets adapters of rank 8 on both hidden layers ("0", "2"), α = 16, Adam, the same
-number of steps, the same batches and the same random A at the start (one generator seed
-for all runs). Each variant's learning rate is the best of one small grid, chosen on the
-*training* loss (mean of the last 10% of steps); test loss and test agreement with B's
-labels are then reported.
+The task: the pretrained model is teacher A (32-64-64-10), the target is teacher B = A
+plus a planted update of layer "2" of rank 16 whose singular values fall as 1/i;
+fine-tuning matches B's logits (mean squared error; distillation). Every variant gets
+adapters of rank 4 on both hidden layers ("0", "2"), α = 8, Adam, the same number of
+steps, the same batches and the same random A at the start. A rank-4 adapter cannot write
+the whole update (its top 4 directions hold 90% of its energy), so no method reaches
+100% agreement and the task can rank them; with a rank-8 adapter on a rank-4 update every
+LoRA variant reaches 99.8–99.9%, where nothing can be told apart.
+
+Each variant's learning rate is the best of one grid, chosen on the *training* loss
+(mean of the last 10% of steps) on the first seed and kept for the others. Every number
+is measured over several seeds (five in the full run; seed s draws its own teachers,
+data, adapters and batches) and reported with its 95% interval; test loss and test
+agreement with B's labels are the measures.
 
 The variants (all options of :class:`lora_np.lora.LoRALinear`):
 
@@ -29,10 +35,11 @@ DoRA's analysis (Liu et al. 2024, §3, Fig. 2): for every hidden layer at checkp
 during training, the mean magnitude change ΔM and direction change ΔD of the effective
 weight's rows relative to the pretrained weight (:func:`lora_np.lora.analysis.
 magnitude_direction_change`), for full fine-tuning, LoRA and DoRA. The paper reports a
-positive ΔD–ΔM slope for LoRA, and a negative one for full fine-tuning and DoRA. At toy
-scale both ΔM and ΔD grow during training, so across checkpoints every method trends
-upwards; the per-row correlation at the end of training (one point per output unit:
-do rows that turn more also stretch more?) is reported as well.
+positive ΔD–ΔM slope for LoRA, and a negative one for full fine-tuning and DoRA. Here the
+correlation is computed **per layer** — over that layer's checkpoints, and over its rows
+at the end of training (do rows that turn more also stretch more?) — for every seed, and
+reported as a mean with its interval: a correlation pooled over two layers mixes two
+clouds at different places and can show a sign that neither layer has.
 """
 
 from __future__ import annotations
@@ -43,9 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from lora_np.data import TeacherStudentTask, teacher_logits, teacher_student_task
+from lora_np.data import (
+    TeacherStudentTask,
+    make_teacher,
+    paired_datasets,
+    planted_shift,
+    teacher_logits,
+)
 from lora_np.experiments import style
-from lora_np.experiments.common import nan_array
+from lora_np.experiments.common import ACCURACY_BOUNDS, format_interval, mean_interval, nan_array
 from lora_np.lora import LoRAConfig, LoRALinear, apply_lora, lora_plus_param_groups
 from lora_np.lora.analysis import correlation, magnitude_direction_change
 from lora_np.nn import Module
@@ -57,14 +70,18 @@ from lora_np.rng import manual_seed
 from lora_np.train import evaluate, fit
 
 SIZES = (32, 64, 64, 10)
-PLANTED_LAYER, PLANTED_RANK = "2", 4
+PLANTED_LAYER, PLANTED_RANK = "2", 16
+#: the planted update's singular values fall as 1/i, so its top directions matter most
+PLANTED_PROFILE = tuple(1.0 / (i + 1) for i in range(PLANTED_RANK))
+SHIFT_SIZE = 0.5
 LAYERS = ("0", "2")  # the hidden layers: every Linear but the output head
-RANK, ALPHA = 8, 16.0
+RANK, ALPHA = 4, 8.0
 LORA_PLUS_RATIO = 16.0
 BATCH = 64
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 FULL_LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 CHECKPOINTS = 10
+CURVE_EVERY = 10  # the stored loss curves: a 20-step mean every 10 steps
 
 #: name -> LoRAConfig options (and the LoRA+ ratio, None for one learning rate)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -75,6 +92,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "LoRA+": {"config": {}, "lora_plus": LORA_PLUS_RATIO},
 }
 FULL = "full fine-tuning"
+DORA_METHODS = (FULL, "LoRA", "DoRA")
+LORA_PLUS_CONTROL = "LoRA, lr = LoRA+'s B lr"
+RSLORA_CONTROL = "LoRA, α·√r (= rsLoRA's scaling)"
 
 COLORS = {
     "LoRA": style.COLORS["lora"],
@@ -100,21 +120,31 @@ def _effective_weights(model: Module) -> dict[str, np.ndarray]:
 
 
 def budget(quick: bool = False) -> dict[str, int]:
-    """Adam steps and training inputs per run: 300 on 3,000 (quick), 1,000 on 5,000 (full)."""
-    return {"steps": 300 if quick else 1000, "n_train": 3000 if quick else 5000, "n_test": 2000}
+    """Adam steps, training inputs and seeds: 300 steps on 3,000 inputs and 2 seeds
+    (quick), 1,000 on 5,000 and 5 seeds (full)."""
+    return {
+        "steps": 300 if quick else 1000,
+        "n_train": 3000 if quick else 5000,
+        "n_test": 2000,
+        "seeds": 2 if quick else 5,
+    }
 
 
 def make_task(quick: bool = False, seed: int = 0) -> TeacherStudentTask:
-    """The experiment's task: teacher A (SIZES) and B = A + a rank-4 update of layer "2"."""
+    """Seed ``seed``'s task: teacher A (SIZES) and B = A + the planted update of layer "2"
+    (rank PLANTED_RANK, singular values ∝ PLANTED_PROFILE, ‖ΔW‖_F = SHIFT_SIZE·‖W‖_F)."""
     size = budget(quick)
-    return teacher_student_task(
-        SIZES,
+    rng = manual_seed(seed)
+    teacher_a = make_teacher(SIZES, rng=rng)
+    teacher_b = planted_shift(
+        teacher_a,
         PLANTED_LAYER,
         PLANTED_RANK,
-        n_train=size["n_train"],
-        n_test=size["n_test"],
-        rng=manual_seed(seed),
+        SHIFT_SIZE,
+        rng=rng,
+        singular_values=PLANTED_PROFILE,
     )
+    return paired_datasets(teacher_a, teacher_b, size["n_train"], size["n_test"], rng=rng)
 
 
 def train_variant(
@@ -133,7 +163,8 @@ def train_variant(
     ``options`` adds LoRAConfig options to the variant's own (e.g. ``{"dora_detach_norm":
     False}``). Records every step's mini-batch loss, and at CHECKPOINTS evenly spaced
     steps the (ΔM, ΔD) of each hidden layer against teacher A's weights; at the end the
-    test loss, the test agreement with B's labels and the per-row ΔM, ΔD.
+    test loss, the test agreement with B's labels and the per-row ΔM, ΔD. Adapters and
+    batches come from ``default_rng((seed, 1))``: the same for every variant of one seed.
     """
     if variant != FULL and variant not in VARIANTS:
         raise ValueError(f"variant must be one of {[*VARIANTS, FULL]}, got {variant!r}")
@@ -207,34 +238,69 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return min(runs, key=lambda run: run["train_loss"])
 
 
-def _dora_correlations(run: dict[str, Any]) -> dict[str, float]:
-    """Pearson r of (ΔD, ΔM): over (layer, checkpoint) points, and over final rows."""
-    d_d = [v for name in LAYERS for v in run["checkpoints"][name]["dD"]]
-    d_m = [v for name in LAYERS for v in run["checkpoints"][name]["dM"]]
-    rows_d = np.concatenate([run["rows"][name]["dD"] for name in LAYERS])
-    rows_m = np.concatenate([run["rows"][name]["dM"] for name in LAYERS])
-    return {"checkpoints": correlation(d_d, d_m), "rows": correlation(rows_d, rows_m)}
+def dora_correlations(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Pearson r of (ΔD, ΔM) per hidden layer: over that layer's checkpoints, and over its
+    rows at the end of training. ``{layer: {"checkpoints": r, "rows": r}}``."""
+    return {
+        name: {
+            "checkpoints": correlation(
+                run["checkpoints"][name]["dD"], run["checkpoints"][name]["dM"]
+            ),
+            "rows": correlation(run["rows"][name]["dD"], run["rows"][name]["dM"]),
+        }
+        for name in LAYERS
+    }
+
+
+def _curve_points(loss: list[float]) -> list[float]:
+    """A run's loss curve as stored: the 20-step trailing mean, every CURVE_EVERY steps."""
+    smoothed = style.smooth(nan_array(loss), window=20)
+    return smoothed[CURVE_EVERY - 1 :: CURVE_EVERY].tolist()
+
+
+def _summary(values: list[Any], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    stats = mean_interval(
+        [None if v is None or not math.isfinite(v) else v for v in values], bounds
+    )
+    return {"per_seed": values, "mean": stats["mean"], "ci": stats["ci"]}
 
 
 def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Every variant on the lr grid, the controls, full fine-tuning; see the module doc."""
-    steps = budget(quick)["steps"]
-    task = make_task(quick, seed)
-    plan = [(v, lr) for v in VARIANTS for lr in LR_GRID] + [(FULL, lr) for lr in FULL_LR_GRID]
-    grid: dict[str, list[dict[str, Any]]] = {name: [] for name in [*VARIANTS, FULL]}
-    bar = progress_bar(plan, enabled=progress, desc="variants")
-    for variant, lr in bar:
-        grid[variant].append(train_variant(task, variant, lr, steps, seed))
-    best = {name: _best(runs) for name, runs in grid.items()}
+    """Every variant on the lr grid (first seed), then at its chosen lr on the other seeds;
+    the two controls and the DoRA analysis on every seed. See the module docstring."""
+    size = budget(quick)
+    steps = size["steps"]
+    seeds = [10 * seed + i for i in range(size["seeds"])]
+    names = [*VARIANTS, FULL]
+    tasks = {s: make_task(quick, s) for s in seeds}
 
-    controls = {
-        "LoRA, lr = LoRA+'s B lr": train_variant(
-            task, "LoRA", best["LoRA+"]["lr"] * LORA_PLUS_RATIO, steps, seed
-        ),
-        "LoRA, α·√r (= rsLoRA's scaling)": train_variant(
-            task, "LoRA", best["rsLoRA"]["lr"], steps, seed, alpha=ALPHA * math.sqrt(RANK)
-        ),
-    }
+    first = tasks[seeds[0]]
+    plan = [(v, lr) for v in VARIANTS for lr in LR_GRID] + [(FULL, lr) for lr in FULL_LR_GRID]
+    grid: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for variant, lr in progress_bar(plan, enabled=progress, desc="variants: lr grid"):
+        grid[variant].append(train_variant(first, variant, lr, steps, seeds[0]))
+    best = {name: _best(runs) for name, runs in grid.items()}
+    chosen = {name: best[name]["lr"] for name in names}
+
+    per_seed: dict[str, list[dict[str, Any]]] = {name: [best[name]] for name in names}
+    controls: dict[str, list[dict[str, Any]]] = {LORA_PLUS_CONTROL: [], RSLORA_CONTROL: []}
+    jobs = [(s, name) for s in seeds[1:] for name in names] + [
+        (s, control) for s in seeds for control in controls
+    ]
+    for s, name in progress_bar(jobs, enabled=progress, desc="variants: seeds"):
+        task = tasks[s]
+        if name == LORA_PLUS_CONTROL:
+            controls[name].append(
+                train_variant(task, "LoRA", chosen["LoRA+"] * LORA_PLUS_RATIO, steps, s)
+            )
+        elif name == RSLORA_CONTROL:
+            controls[name].append(
+                train_variant(
+                    task, "LoRA", chosen["rsLoRA"], steps, s, alpha=ALPHA * math.sqrt(RANK)
+                )
+            )
+        else:
+            per_seed[name].append(train_variant(task, name, chosen[name], steps, s))
 
     def brief(run_: dict[str, Any], with_curve: bool = True) -> dict[str, Any]:
         keys = ["lr", "train_loss", "test_loss", "accuracy", "diverged"]
@@ -243,22 +309,42 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
             out["loss"] = run_["loss"]
         return out
 
-    names = [*VARIANTS, FULL]
-    scatter = {}
-    for name in ("full fine-tuning", "LoRA", "DoRA"):
-        chosen = best[name]
-        scatter[name] = {
-            "checkpoints": chosen["checkpoints"],
-            "rows": chosen["rows"],
-            "correlation": _dora_correlations(chosen),
+    def measures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "accuracy": _summary([r["accuracy"] for r in runs], ACCURACY_BOUNDS),
+            "test_loss": _summary([r["test_loss"] for r in runs]),
+            "train_loss": _summary([r["train_loss"] for r in runs]),
+            "curves": [_curve_points(r["loss"]) for r in runs],
         }
+
+    dora: dict[str, Any] = {}
+    for name in DORA_METHODS:
+        correlations = [dora_correlations(r) for r in per_seed[name]]
+        dora[name] = {
+            layer: {
+                kind: _summary([c[layer][kind] for c in correlations], (-1.0, 1.0))
+                for kind in ("checkpoints", "rows")
+            }
+            for layer in LAYERS
+        }
+    scatter = {
+        name: {
+            "checkpoints": best[name]["checkpoints"],
+            "rows": best[name]["rows"],
+            "correlation": dora_correlations(best[name]),
+        }
+        for name in DORA_METHODS
+    }
     return {
         "quick": quick,
         "seed": seed,
+        "seeds": seeds,
         "task": {
             "sizes": list(SIZES),
             "planted_layer": PLANTED_LAYER,
             "planted_rank": PLANTED_RANK,
+            "planted_profile": "1/i",
+            "shift_size": SHIFT_SIZE,
             "adapted_layers": list(LAYERS),
             "rank": RANK,
             "alpha": ALPHA,
@@ -268,128 +354,191 @@ def run(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, 
             "lr_grid": list(LR_GRID),
             "full_lr_grid": list(FULL_LR_GRID),
             "lora_plus_ratio": LORA_PLUS_RATIO,
-            "selection": "lowest mean training loss over the last 10% of steps",
+            "selection": "lowest mean training loss over the last 10% of steps, on the "
+            "first seed; kept for the other seeds",
+            "curve_every": CURVE_EVERY,
         },
+        "interval": "95% t-interval of the mean over seeds",
         "variants": names,
-        "chosen_lr": {name: best[name]["lr"] for name in names},
-        "final_accuracy": {name: best[name]["accuracy"] for name in names},
-        "final_test_loss": {name: best[name]["test_loss"] for name in names},
+        "chosen_lr": chosen,
+        "final_accuracy": {
+            name: _summary([r["accuracy"] for r in per_seed[name]])["mean"] for name in names
+        },
+        "final_test_loss": {
+            name: _summary([r["test_loss"] for r in per_seed[name]])["mean"] for name in names
+        },
         "trainable": {name: best[name]["trainable"] for name in names},
+        "per_seed": {name: measures(per_seed[name]) for name in names},
         "best": {name: brief(best[name]) for name in names},
         "grid": {name: [brief(r, with_curve=False) for r in grid[name]] for name in names},
-        "controls": {name: brief(r) for name, r in controls.items()},
+        "controls": {name: brief(runs[0]) for name, runs in controls.items()},
+        "controls_per_seed": {name: measures(runs) for name, runs in controls.items()},
+        "dora_per_layer": dora,
         "dora_scatter": scatter,
     }
 
 
-def _curve(ax: Any, loss: Any, **kwargs: Any) -> None:
-    smoothed = style.smooth(nan_array(loss), window=20)
-    ax.semilogy(np.arange(1, len(smoothed) + 1), smoothed, **kwargs)
+# =========================================================================== plot
 
 
 def _format_loss(value: float | None) -> str:
     return "diverged" if value is None or not math.isfinite(value) else f"{value:.1e}"
 
 
+def _log_summary(values: Any) -> dict[str, Any]:
+    """Geometric mean with the 95% interval of log10(value): for losses, drawn on log axes
+    (an arithmetic interval of a few seeds can reach below zero)."""
+    kept = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    stats = mean_interval(np.log10(kept))
+    if stats["mean"] is None:
+        return {"mean": None, "ci": [None, None]}
+    lo, hi = stats["ci"]
+    return {
+        "mean": 10 ** stats["mean"],
+        "ci": [None if lo is None else 10**lo, None if hi is None else 10**hi],
+    }
+
+
+def _curve_band(ax: Any, curves: list[list[float]], every: int, color: str, ls: str, label: str):
+    """Loss curve over seeds (geometric mean) with its 95% band, on a log y axis."""
+    array = np.array([c for c in curves if c is not None and len(c) == len(curves[0])], float)
+    steps = every * np.arange(1, array.shape[1] + 1)
+    summaries = [_log_summary(column) for column in array.T]
+    mean = np.array([s["mean"] for s in summaries])
+    ax.semilogy(steps, mean, ls, color=color, label=label)
+    if summaries[0]["ci"][0] is not None:
+        lo = np.array([s["ci"][0] for s in summaries])
+        hi = np.array([s["ci"][1] for s in summaries])
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
+
+
+def _dot_with_ci(
+    ax: Any, x: float, summary: dict[str, Any], color: str, marker: str = "o", **kwargs: Any
+) -> None:
+    """One mean as a point with its 95% interval as a vertical error bar."""
+    mean, (lo, hi) = summary["mean"], summary["ci"]
+    yerr = None if lo is None else [[mean - lo], [hi - mean]]
+    ax.errorbar(
+        [x], [mean], yerr=yerr, fmt=marker, ls="none", color=color, capsize=4, ms=7, **kwargs
+    )
+
+
 @style.styled
 def plot(result: dict[str, Any]):
-    """Loss curves, final metrics, learning-rate sensitivity, the two controls, and DoRA's
-    (ΔD, ΔM) scatter for full fine-tuning, LoRA and DoRA."""
+    """Loss curves (mean over seeds), test agreement and test loss per method (with 95%
+    intervals), learning-rate sensitivity (first seed), the two controls, and DoRA's ΔD–ΔM
+    correlation per layer with one seed's scatter for full fine-tuning, LoRA and DoRA."""
     names = result["variants"]
     task = result["task"]
+    n = len(result["seeds"])
     fig, axes = style.figure(
         2,
         4,
-        title=f"LoRA variants: one task, one budget (rank {task['rank']}, α = {task['alpha']:g}, "
-        f"{task['steps']} Adam steps, best lr of a grid each)",
+        title=f"LoRA variants: rank {task['rank']} adapters on a rank-{task['planted_rank']} "
+        f"update, α = {task['alpha']:g}, {task['steps']} Adam steps, best lr of a grid each "
+        f"({n} seeds; 95% intervals)",
     )
+    every = task["curve_every"]
 
     ax = axes[0, 0]
     for name in names:
-        best = result["best"][name]
         ls = "--" if name == FULL else "-"
-        _curve(ax, best["loss"], color=COLORS[name], ls=ls, label=f"{name} (lr {best['lr']:g})")
+        label = f"{name} (lr {result['chosen_lr'][name]:g})"
+        _curve_band(ax, result["per_seed"][name]["curves"], every, COLORS[name], ls, label)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (MSE to B's logits, 20-step mean)")
-    ax.set_title("loss curves at each one's best lr", fontsize=9)
-    ax.legend(loc="lower left")
+    ax.set_title("loss curves at each one's lr (mean over seeds)", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
 
     ax = axes[0, 1]
-    positions = np.arange(len(names))
-    accuracy = [result["final_accuracy"][n] or 0.0 for n in names]
-    ax.bar(positions, accuracy, color=[COLORS[n] for n in names])
-    for x, value in zip(positions, accuracy, strict=True):
-        ax.text(x, value + 0.003, f"{value:.1%}", ha="center", va="bottom", fontsize=7)
-    low = max(0.0, min(accuracy) - 0.1)
-    ax.set_ylim(low, 1.02)
+    for i, name in enumerate(names):
+        accuracy = result["per_seed"][name]["accuracy"]
+        lo, hi = accuracy["ci"]
+        error = {
+            "mean": 1 - accuracy["mean"],
+            "ci": [None, None] if lo is None else [1 - hi, 1 - lo],
+        }
+        _dot_with_ci(ax, i, error, COLORS[name])
+        ax.annotate(
+            f"{accuracy['mean']:.1%}",
+            (i, error["mean"]),
+            textcoords="offset points",
+            xytext=(8, 0),
+            fontsize=7,
+            va="center",
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(1e-2, 1.0)
+    ax.axhline(0.9, color=style.COLORS["baseline"], ls="-.", lw=1)
+    ax.text(
+        0.01,
+        0.9,
+        "chance (accuracy 10%)",
+        transform=ax.get_yaxis_transform(),
+        fontsize=7,
+        va="bottom",
+        color=style.COLORS["baseline"],
+    )
     labels = [f"{n.replace(' fine-tuning', ' FT')}\n{result['trainable'][n]:,}" for n in names]
-    ax.set_xticks(positions, labels, fontsize=7)
+    ax.set_xticks(range(len(names)), labels, fontsize=7)
+    ax.set_xlim(-0.5, len(names) - 0.2)
     ax.set_xlabel("variant / trainable parameters", fontsize=8)
-    ax.set_ylabel("test agreement with teacher B")
-    ax.set_title("final accuracy (held-out inputs)", fontsize=9)
+    ax.set_ylabel("test error = 1 − agreement with B (log)")
+    ax.set_title("test accuracy (held-out inputs), as error", fontsize=9)
 
     ax = axes[0, 2]
+    for i, name in enumerate(names):
+        losses = _log_summary(result["per_seed"][name]["test_loss"]["per_seed"])
+        _dot_with_ci(ax, i, losses, COLORS[name])
+    for label, control in result["controls_per_seed"].items():
+        color = COLORS["LoRA+"] if "LoRA+" in label else COLORS["rsLoRA"]
+        x = names.index("LoRA+" if "LoRA+" in label else "rsLoRA") + 0.3
+        losses = _log_summary(control["test_loss"]["per_seed"])
+        _dot_with_ci(ax, x, losses, color, mfc="white", label=f"control: {label}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), [n.replace(" fine-tuning", " FT") for n in names], fontsize=7)
+    ax.set_xlim(-0.5, len(names) - 0.3)
+    ax.set_ylabel("test loss (MSE to B's logits; geometric mean)")
+    ax.set_title("test loss; hollow: learning-rate-matched controls", fontsize=9)
+    ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[0, 3]
     for name in names:
         runs = result["grid"][name]
         lrs = [r["lr"] for r in runs]
         losses = nan_array([r["train_loss"] for r in runs])
         ls = "--" if name == FULL else "-"
         ax.loglog(lrs, losses, ls, marker="o", color=COLORS[name], label=name)
-    handles = []
-    for label, control in result["controls"].items():
-        marker = "X" if "LoRA+" in label else "P"
-        color = COLORS["LoRA+"] if "LoRA+" in label else COLORS["rsLoRA"]
-        handles += ax.loglog(
-            [control["lr"]],
-            [control["train_loss"]],
-            marker,
-            ms=10,
-            color=color,
-            markeredgecolor="black",
-            label=f"control: {label}",
-        )
-    bottom, top = ax.get_ylim()
-    ax.set_ylim(bottom, top * 300)  # headroom for the legend
     ax.set_xlabel("learning rate (A's for LoRA+)")
     ax.set_ylabel("final training loss (mean of last 10% of steps)")
-    ax.legend(handles=handles, loc="upper left", fontsize=7)
+    ax.set_title("first seed: every lr of the grid (missing: diverged)", fontsize=9)
+    ax.legend(loc="lower left", fontsize=7, ncol=2)
 
-    ax = axes[0, 3]
+    ax = axes[1, 0]
     pairs = [
-        ("LoRA+", result["best"]["LoRA+"], COLORS["LoRA+"], "-"),
+        ("LoRA+", result["per_seed"]["LoRA+"], COLORS["LoRA+"], "-"),
         (
             "LoRA, lr = LoRA+'s B lr",
-            result["controls"]["LoRA, lr = LoRA+'s B lr"],
+            result["controls_per_seed"][LORA_PLUS_CONTROL],
             COLORS["LoRA+"],
             ":",
         ),
-        ("rsLoRA", result["best"]["rsLoRA"], COLORS["rsLoRA"], "-"),
-        (
-            "LoRA, α·√r (= rsLoRA's scaling)",
-            result["controls"]["LoRA, α·√r (= rsLoRA's scaling)"],
-            "black",
-            ":",
-        ),
-        ("LoRA (best lr)", result["best"]["LoRA"], COLORS["LoRA"], "-"),
+        ("rsLoRA", result["per_seed"]["rsLoRA"], COLORS["rsLoRA"], "-"),
+        ("LoRA, α·√r", result["controls_per_seed"][RSLORA_CONTROL], "black", ":"),
+        ("LoRA (its lr)", result["per_seed"]["LoRA"], COLORS["LoRA"], "-"),
     ]
-    for label, run_, color, ls in pairs:
-        _curve(ax, run_["loss"], color=color, ls=ls, label=f"{label}, lr {run_['lr']:g}")
+    for label, measured, color, ls in pairs:
+        _curve_band(ax, measured["curves"], every, color, ls, label)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (20-step mean)")
-    ax.set_title("learning-rate-matched controls", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
-    short = ["LoRA+", "LoRA at B's lr", "rsLoRA", "LoRA, α·√r", "LoRA"]
-    lines = [
-        f"{name}: {_format_loss(run_['train_loss'])}"
-        for name, (_, run_, *_) in zip(short, pairs, strict=True)
-    ]
-    style.note(ax, "final training loss\n" + "\n".join(lines), "upper right")
+    ax.set_title("learning-rate-matched controls (mean over seeds)", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
 
-    layer_markers = {"0": "o", "2": "s"}
-    for column, name in enumerate(("full fine-tuning", "LoRA", "DoRA")):
+    markers = {"0": "o", "2": "s"}
+    for column, name in enumerate(("LoRA", "DoRA"), start=1):
         ax = axes[1, column]
         data = result["dora_scatter"][name]
-        for layer, marker in layer_markers.items():
+        for layer, marker in markers.items():
             rows = data["rows"][layer]
             ax.scatter(rows["dD"], rows["dM"], s=6, alpha=0.35, color=COLORS[name], marker=marker)
             points = data["checkpoints"][layer]
@@ -404,58 +553,57 @@ def plot(result: dict[str, Any]):
                 edgecolors="black",
                 linewidths=0.5,
                 zorder=3,
-                label=f"layer {layer}: mean at checkpoints (light → dark)",
+                label=f"layer {layer}: checkpoints (light → dark)",
             )
-        corr = data["correlation"]
         ax.set_xlabel("ΔD = 1 − cos(W_t row, W₀ row)")
         ax.set_ylabel("ΔM = |‖W_t row‖ − ‖W₀ row‖|")
-        ax.set_title(f"{name}: magnitude vs direction change", fontsize=9)
+        ax.set_title(f"{name}, first seed: small dots, one per output row", fontsize=9)
         ax.legend(loc="upper left", fontsize=6)
-        style.note(
-            ax,
-            f"corr over checkpoints {corr['checkpoints']:+.2f}\n"
-            f"corr over rows (end) {corr['rows']:+.2f}\nsmall dots: one per output row",
-            "lower right",
-        )
 
     ax = axes[1, 3]
-    methods = ["full fine-tuning", "LoRA", "DoRA"]
-    width = 0.38
-    for offset, (key, label) in enumerate(
-        (("checkpoints", "over (layer, checkpoint)"), ("rows", "over rows, end of training"))
-    ):
-        values = [result["dora_scatter"][m]["correlation"][key] for m in methods]
-        values = [np.nan if v is None else v for v in values]
-        ax.bar(
-            np.arange(3) + (offset - 0.5) * width,
-            values,
-            width,
-            color=[COLORS[m] for m in methods],
-            alpha=1.0 if offset == 0 else 0.5,
-            edgecolor="black",
-            label=label,
-        )
+    x = 0
+    ticks = []
+    for kind, hollow in (("checkpoints", False), ("rows", True)):
+        for name in DORA_METHODS:
+            for layer in LAYERS:
+                summary = result["dora_per_layer"][name][layer][kind]
+                if summary["mean"] is not None:
+                    _dot_with_ci(
+                        ax,
+                        x,
+                        summary,
+                        COLORS[name],
+                        mfc="white" if hollow else COLORS[name],
+                        marker=markers[layer],
+                    )
+                ticks.append((x, f"{name.replace('full fine-tuning', 'FT')} {layer}"))
+                x += 1
+        x += 0.6
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
-    ax.set_xticks(np.arange(3), ["full FT", "LoRA", "DoRA"])
-    ax.set_ylabel("Pearson correlation of ΔD and ΔM")
-    ax.set_title("paper: LoRA > 0; full FT and DoRA < 0", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
+    ax.set_xticks([t for t, _ in ticks], [label for _, label in ticks], rotation=90, fontsize=7)
+    ax.set_ylabel("Pearson r of ΔD and ΔM, per layer")
+    ax.set_title(
+        "filled: over checkpoints; hollow: over rows (end)\npaper: LoRA > 0; full FT, DoRA < 0",
+        fontsize=9,
+    )
     return fig
 
 
 def summary(result: dict[str, Any]) -> str:
-    """The headline: each variant's test agreement and chosen lr; DoRA's correlations."""
+    """The headline: each variant's test agreement (mean [95% interval]) and chosen lr;
+    DoRA's per-layer ΔD–ΔM correlations over checkpoints."""
     parts = [
-        f"{name} {result['final_accuracy'][name]:.1%} (lr {result['chosen_lr'][name]:g})"
+        f"{name} {format_interval(result['per_seed'][name]['accuracy'], 1, percent=True)} "
+        f"(lr {result['chosen_lr'][name]:g})"
         for name in result["variants"]
     ]
-    corr = {
-        n: result["dora_scatter"][n]["correlation"]["rows"]
-        for n in ("full fine-tuning", "LoRA", "DoRA")
-    }
-    return (
-        "; ".join(parts)
-        + f"; ΔD–ΔM corr over rows: FT {corr['full fine-tuning']:+.2f}, LoRA {corr['LoRA']:+.2f}, "
-        f"DoRA {corr['DoRA']:+.2f}"
+    corr = "; ".join(
+        f"{name.replace('full fine-tuning', 'FT')} "
+        + ", ".join(
+            f"layer {layer} {result['dora_per_layer'][name][layer]['checkpoints']['mean']:+.2f}"
+            for layer in LAYERS
+        )
+        for name in DORA_METHODS
     )
+    return "; ".join(parts) + f"; ΔD–ΔM corr over checkpoints: {corr}"

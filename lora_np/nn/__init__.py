@@ -8,6 +8,7 @@
 """
 
 from lora_np.nn import functional, init
+from lora_np.nn.conv import Conv2d as Conv2d  # the layer; its primitive is nn.conv.Convolution2d
 from lora_np.nn.layers import (
     MLP,
     Dropout,

@@ -1,6 +1,7 @@
 """The intrinsic dimension of a task (Li et al. 2018): accuracy of random-subspace training
 against the subspace size d, and d_int90, the smallest d that reaches 90% of the directly
-trained accuracy (:func:`intrinsic_dimension`, :func:`crossing_dimension`).
+trained accuracy (:func:`intrinsic_dimension`, :func:`crossing_dimension`), with a
+bootstrap interval over seeds (:func:`crossing_interval`, :func:`summarize_runs`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def intrinsic_dimension(
     dims: Sequence[int],
     seeds: Sequence[int] = (0,),
     *,
-    baseline: float | None = None,
+    baseline: float | Sequence[float] | None = None,
     threshold: float = 0.9,
     absolute_threshold: float | None = None,
     projection: str = "dense",
@@ -54,6 +55,7 @@ def intrinsic_dimension(
     baseline_steps: int | None = None,
     batch_size: int = 64,
     optimizer: str = "adam",
+    ci_draws: int = 1000,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a random-subspace model for every d in ``dims`` and seed; find d_int90.
@@ -67,20 +69,29 @@ def intrinsic_dimension(
         dims: the grid of subspace sizes d (positive ints, each <= D).
         seeds: one run per seed and d. Seed ``s`` with size ``d`` draws P from
             ``default_rng([s, d])`` and its mini-batches from ``default_rng([s, d, 1])``.
-        baseline: the accuracy to compare with. ``None``: train each seed's model
-            directly (all D weights; ``baseline_lr``, ``baseline_steps``) and use the mean.
+        baseline: the accuracy to compare with: one number, or one per seed (e.g. the
+            ``baseline_per_seed`` of an earlier call on the same models and seeds).
+            ``None``: train each seed's model directly (all D weights; ``baseline_lr``,
+            ``baseline_steps``) and use the mean.
         threshold: d_int is the smallest d whose mean accuracy reaches
             ``threshold · baseline`` (0.9: d_int90).
         absolute_threshold: if given, the target is this accuracy instead (Li et al.'s
             headline numbers use one global threshold per dataset).
         projection: "dense", "sparse" or "fastfood" (see :mod:`lora_np.subspace.projections`).
         lr, steps, batch_size, optimizer: training of θ_d ("adam" or "sgd").
+        ci_draws: bootstrap resamples of the seeds for ``dint90_ci`` (see
+            :func:`crossing_interval`); drawn from ``default_rng([len(dims), *seeds])``,
+            so the interval too is the same for the same arguments.
         progress: a progress bar over the runs (``tqdm.auto``).
 
     Returns a dict with ``dims``, ``seeds``, ``accuracy`` (per d, per seed),
     ``accuracy_mean`` and ``accuracy_std`` (over seeds) per d, ``D``, ``baseline`` (and
-    ``baseline_std``, ``baseline_source`` saying where it came from), ``target``,
-    ``dint90`` and ``dint90_grid``, ``interpolation`` and the training settings.
+    ``baseline_per_seed``, ``baseline_std``, ``baseline_source`` saying where it came
+    from), ``target``, ``dint90`` and ``dint90_grid``, ``dint90_ci`` (a 95% bootstrap
+    interval over seeds), ``start_accuracy`` (θ0's accuracy, mean over seeds) with
+    ``improvement_target``, ``dint90_improvement`` and its ``dint90_improvement_ci`` (d at
+    90% of the *improvement* from θ0's accuracy to the baseline; see
+    :func:`summarize_runs`), ``interpolation`` and the training settings.
 
     d_int90 is found on the grid and refined between grid points: with d_i the first grid
     point whose mean accuracy a_i reaches the target t, and d_{i-1} the one before,
@@ -140,13 +151,22 @@ def intrinsic_dimension(
                 direct.append(train_and_score(model, baseline_lr, baseline_steps, rng))
                 bar.set_postfix(baseline=f"{direct[-1]:.3f}", refresh=False)
                 bar.update(1)
-            baseline_value, baseline_std = float(np.mean(direct)), float(np.std(direct))
+            baselines, baseline_std = direct, float(np.std(direct))
             baseline_source = (
                 f"trained directly (all {D} weights; {optimizer}, lr {baseline_lr}, "
                 f"{baseline_steps} steps, batch {batch_size}); mean over seeds {list(seeds)}"
             )
         else:
-            baseline_value, baseline_std, baseline_source = float(baseline), None, "given"
+            baselines = (
+                [float(b) for b in baseline]
+                if isinstance(baseline, (list, tuple))
+                else [float(baseline)] * len(seeds)
+            )
+            if len(baselines) != len(seeds):
+                raise ValueError(
+                    f"intrinsic_dimension: {len(baselines)} baselines for {len(seeds)} seeds"
+                )
+            baseline_std, baseline_source = None, "given"
 
         accuracy = np.zeros((len(dims), len(seeds)))
         for i, d in enumerate(dims):
@@ -163,35 +183,170 @@ def intrinsic_dimension(
     finally:
         bar.close()
 
-    mean = accuracy.mean(axis=1)
-    target = threshold * baseline_value if absolute_threshold is None else absolute_threshold
-    dint, dint_grid, bracketed = crossing_dimension(dims, mean, target)
+    starts = [
+        float(evaluate(make_model(np.random.default_rng(s)), X_test, y_test)["accuracy"])
+        for s in seeds
+    ]
+    summary = summarize_runs(
+        dims,
+        accuracy,
+        baselines,
+        starts,
+        threshold=threshold,
+        absolute_threshold=absolute_threshold,
+        draws=ci_draws,
+        rng=np.random.default_rng([len(dims), *seeds]),
+    )
     return {
         "dims": list(dims),
         "seeds": list(seeds),
         "accuracy": accuracy.tolist(),
-        "accuracy_mean": mean.tolist(),
-        "accuracy_std": accuracy.std(axis=1).tolist(),
+        **summary,
         "D": int(D),
         "projection": projection,
-        "baseline": baseline_value,
         "baseline_std": baseline_std,
         "baseline_source": baseline_source,
-        "threshold": threshold,
-        "absolute_threshold": absolute_threshold,
-        "target": float(target),
-        "target_rule": (
-            f"{threshold} × baseline" if absolute_threshold is None else "absolute threshold"
-        ),
-        "dint90": dint,
-        "dint90_grid": dint_grid,
-        "dint90_bracketed": bracketed,
         "interpolation": _INTERPOLATION,
         "optimizer": optimizer,
         "lr": lr,
         "steps": steps,
         "batch_size": batch_size,
     }
+
+
+def summarize_runs(
+    dims: Sequence[int],
+    accuracy: Any,
+    baselines: Sequence[float],
+    starts: Sequence[float] | None = None,
+    *,
+    threshold: float = 0.9,
+    absolute_threshold: float | None = None,
+    draws: int = 1000,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> dict[str, Any]:
+    """d_int90 and its bootstrap interval from finished runs, one column per seed.
+
+    ``accuracy`` is (len(dims), n_seeds); ``baselines`` holds each seed's full-training
+    accuracy and ``starts`` (optional) each seed's accuracy before any training (θ0).
+    Each seed s contributes a target, and the target of a set of seeds is their mean:
+
+    * ``target`` = threshold · mean baseline (or ``absolute_threshold``), i.e. seed s
+      contributes threshold · b_s;
+    * ``improvement_target`` = start + threshold · (baseline − start): 90% of the way from
+      θ0's accuracy to the baseline. It does not reward a head start: a pretrained model
+      that starts at 0.6 of a 0.8 target has 75% of the usual d90 target done already.
+
+    d_int90 (and ``dint90_improvement``) is where the mean accuracy over seeds crosses its
+    target (:func:`crossing_dimension`); ``dint90_ci`` is the percentile bootstrap
+    interval over seeds (:func:`crossing_interval`). Returns ``accuracy_mean``,
+    ``accuracy_std``, ``baseline``, ``baseline_per_seed``, ``threshold``,
+    ``absolute_threshold``, ``target`` (and ``target_per_seed``), ``target_rule``,
+    ``dint90``, ``dint90_grid``, ``dint90_bracketed``, ``dint90_ci``, ``n_seeds``, and
+    with ``starts`` also ``start_accuracy``, ``start_per_seed``, ``improvement_target``
+    (and ``improvement_target_per_seed``), ``dint90_improvement`` and
+    ``dint90_improvement_ci``.
+    """
+    dims = _check_dims(dims)
+    acc = np.asarray(accuracy, dtype=float)
+    base = np.asarray(baselines, dtype=float)
+    if acc.ndim != 2 or acc.shape[0] != len(dims) or base.shape != (acc.shape[1],):
+        raise ValueError(
+            f"summarize_runs: accuracy must be (len(dims), n_seeds) = ({len(dims)}, "
+            f"{len(base)}), got {acc.shape} with {base.shape[0]} baselines"
+        )
+    if not threshold > 0:
+        raise ValueError(f"summarize_runs: threshold must be > 0, got {threshold!r}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    if absolute_threshold is None:
+        per_seed_target = threshold * base
+    else:
+        per_seed_target = np.full(base.shape, float(absolute_threshold))
+    mean = acc.mean(axis=1)
+    target = float(per_seed_target.mean())
+    dint, dint_grid, bracketed = crossing_dimension(dims, mean, target)
+    out: dict[str, Any] = {
+        "accuracy_mean": mean.tolist(),
+        "accuracy_std": acc.std(axis=1).tolist(),
+        "baseline": float(base.mean()),
+        "baseline_per_seed": base.tolist(),
+        "threshold": threshold,
+        "absolute_threshold": absolute_threshold,
+        "target": target,
+        "target_per_seed": per_seed_target.tolist(),
+        "target_rule": (
+            f"{threshold} × baseline" if absolute_threshold is None else "absolute threshold"
+        ),
+        "dint90": dint,
+        "dint90_grid": dint_grid,
+        "dint90_bracketed": bracketed,
+        "dint90_ci": crossing_interval(dims, acc, per_seed_target, draws, level, rng),
+        "n_seeds": int(acc.shape[1]),
+    }
+    if starts is not None:
+        start = np.asarray(starts, dtype=float)
+        per_seed_improvement = start + threshold * (base - start)
+        improvement_target = float(per_seed_improvement.mean())
+        out.update(
+            start_accuracy=float(start.mean()),
+            start_per_seed=start.tolist(),
+            improvement_target=improvement_target,
+            improvement_target_per_seed=per_seed_improvement.tolist(),
+            dint90_improvement=crossing_dimension(dims, mean, improvement_target)[0],
+            dint90_improvement_ci=crossing_interval(
+                dims, acc, per_seed_improvement, draws, level, rng
+            ),
+        )
+    return out
+
+
+def crossing_interval(
+    dims: Sequence[int],
+    accuracy: Any,
+    per_seed_target: Any,
+    draws: int = 1000,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> list[float | None]:
+    """A percentile bootstrap interval ``[lo, hi]`` for the crossing d over seeds.
+
+    Each of ``draws`` resamples picks n_seeds seeds with replacement, averages their
+    accuracy curves (``accuracy`` is (len(dims), n_seeds)) and their targets, and finds
+    where the averaged curve crosses (:func:`crossing_dimension`). ``lo`` and ``hi`` are
+    the (1 − level)/2 and (1 + level)/2 quantiles of those crossings, taken without
+    interpolation (the "lower" and "higher" order statistics). A resample whose curve
+    never reaches its target counts as d = ∞, so ``hi`` (or both) is None when more than
+    (1 − level)/2 of the resamples never get there. With one seed there is nothing to
+    resample: ``[None, None]``. With few seeds (5) the interval is a rough one: it can
+    only show the spread those seeds have.
+    """
+    acc = np.asarray(accuracy, dtype=float)
+    if acc.shape[1] < 2:
+        return [None, None]
+    rng = np.random.default_rng(0) if rng is None else rng
+    picks = rng.integers(0, acc.shape[1], size=(draws, acc.shape[1]))
+    values = bootstrap_crossings(dims, acc, per_seed_target, picks)
+    lo = float(np.quantile(values, (1 - level) / 2, method="lower"))
+    hi = float(np.quantile(values, (1 + level) / 2, method="higher"))
+    return [lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None]
+
+
+def bootstrap_crossings(
+    dims: Sequence[int], accuracy: Any, per_seed_target: Any, picks: np.ndarray
+) -> np.ndarray:
+    """The crossing d of each resample: row k of ``picks`` lists the seeds (column
+    indices of ``accuracy``) of resample k; their curves and targets are averaged and
+    :func:`crossing_dimension` applied. A curve that never reaches its target gives
+    ``inf``. Shared by :func:`crossing_interval` and by comparisons that must resample
+    two curves with the same seeds (a ratio of two d's)."""
+    acc = np.asarray(accuracy, dtype=float)
+    targets = np.asarray(per_seed_target, dtype=float)
+    out = np.empty(len(picks))
+    for k, pick in enumerate(picks):
+        d, _, _ = crossing_dimension(dims, acc[:, pick].mean(axis=1), targets[pick].mean())
+        out[k] = math.inf if d is None else d
+    return out
 
 
 def crossing_dimension(
