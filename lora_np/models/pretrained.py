@@ -60,7 +60,7 @@ CHECKPOINT_NAME = "gpt_surnames.safetensors"
 #: The one key of the checkpoint's safetensors metadata (its value is JSON).
 METADATA_KEY = "lora_np"
 #: SHA-256 of the shipped checkpoint (printed by ``tools/pretrain_gpt.py``).
-CHECKPOINT_SHA256 = "2aab1bacf36b0f8dcee7cdb542f7a3738c1277028d0becd8945a4db700e19c06"
+CHECKPOINT_SHA256 = "61ae7b8545f46e9810948d6557a9e4f5d1950fa7780df29d9bee1b95fc7b893d"
 
 
 def pretrain(
