@@ -46,6 +46,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "alpha_sweep": ("ranks", "grad_norm_B_standard", "grad_norm_B_rslora", "grids"),
     "subspace_similarity": ("phi_top1", "random_baseline_top1", "phi_ranks", "phi_seeds"),
     "variants": ("variants", "chosen_lr", "final_accuracy", "controls", "dora_scatter"),
+    "tiny_lm": ("baseline", "targets", "ranks", "full_ft", "phi", "samples"),
 }
 
 

@@ -343,3 +343,25 @@ def test_lora_targets_q_and_v_by_suffix_as_peft() -> None:
     assert len(trainable) == 8 and all(".lora_" in n for n in trainable)
     ids = np.zeros((1, 3), dtype=np.int64)
     assert model(ids).shape == (1, 3, 27)
+
+
+# --------------------------------------------------------------------------- the bench section
+
+
+def test_bench_section_runs_without_torch_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lora_np.cli.bench import Timer
+    from lora_np.cli.bench_gpt import format_gpt_section, gpt_section
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    section = gpt_section(Timer(repeats=1, block=0.0))
+    assert section["torch"] == {"status": "skipped", "reason": "torch not installed"}
+    assert [row["name"] for row in section["rows"]] == ["full", "lora"]
+    assert all("torch_ms" not in row for row in section["rows"])
+    peak = section["memory"]["lora_np_tracemalloc_peak_bytes"]
+    assert peak["full"] > 1e6 and peak["lora"] > 1e6  # activations of 1,024 tokens
+    assert section["trainable_parameters"] == {"full": 104_576, "lora": 2 * 2 * 8 * 128}
+    lines = format_gpt_section(section)
+    assert "  torch: skipped: torch not installed" in lines
+    assert lines[1].startswith("[gpt]")
