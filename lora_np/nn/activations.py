@@ -29,7 +29,7 @@ class GELUFunction(Function):
 
         dL/dx = G · [½ (1 + t) + ½ x (1 − t²) · √(2/π) (1 + 3 · 0.044715 x²)]
 
-    Saves: x and t.
+    Saves: x and t, when x needs a gradient.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -39,8 +39,10 @@ class GELUFunction(Function):
         u += 1.0
         u *= x
         u *= SQRT_2_OVER_PI
-        self.x, self.t = x, np.tanh(u, out=u)
-        out = self.t + 1.0
+        t = np.tanh(u, out=u)
+        if self.needs_input_grad[0]:
+            self.x, self.t = x, t
+        out = t + 1.0
         out *= x
         out *= 0.5
         return out

@@ -67,7 +67,8 @@ class CausalAttentionFunction(Function):
     then each merged back to (B, T, D). Masked entries have P = 0 exactly, so dS is 0
     there too and no gradient flows to a future key. Saves: P, and of Q, K, V only what
     the rule reads for the inputs that need a gradient (K for dQ, Q for dK, V for dQ and
-    dK); the three are views of the inputs, so saving them copies nothing.
+    dK); the three are views of the inputs, so saving them copies nothing. Nothing is
+    saved when no input needs a gradient.
     """
 
     def __init__(self, n_heads: int) -> None:
@@ -92,11 +93,15 @@ class CausalAttentionFunction(Function):
         scores -= scores.max(axis=-1, keepdims=True)  # the diagonal is never masked: finite
         weights = np.exp(scores, out=scores)
         weights /= weights.sum(axis=-1, keepdims=True)
-        needs_q, needs_k, _ = self.needs_input_grad
-        self.weights = weights
-        self.q = qh if needs_k else None
-        self.k = kh if needs_q else None
-        self.v = vh if (needs_q or needs_k) else None
+        needs_q, needs_k, needs_v = self.needs_input_grad
+        if needs_q or needs_k or needs_v:
+            self.weights = weights
+        if needs_k:
+            self.q = qh
+        if needs_q:
+            self.k = kh
+        if needs_q or needs_k:
+            self.v = vh
         return self._merge(weights @ vh)
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:

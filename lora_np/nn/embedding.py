@@ -41,12 +41,13 @@ class EmbeddingFunction(Function):
     """out = W[idx]: idx (any shape, ints in [0, num)), W (num, dim) -> out (*idx.shape, dim).
 
     VJP: dL/dW[i] = Σ over the positions p with idx[p] = i of G[p] (a scatter-add, see
-    :func:`scatter_add_rows`); the ids get no gradient. Saves: idx and the number of
-    rows of W (not W itself: the rule never reads the table's values).
+    :func:`scatter_add_rows`); the ids get no gradient. Saves, when W needs a gradient:
+    idx and the number of rows of W (not W itself: the rule never reads the table).
     """
 
     def forward(self, idx: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        self.idx, self.num_rows = idx, weight.shape[0]
+        if self.needs_input_grad[1]:
+            self.idx, self.num_rows = idx, weight.shape[0]
         return weight[idx]
 
     def backward(self, grad: np.ndarray) -> tuple[None, np.ndarray | None]:

@@ -29,9 +29,10 @@ class LayerNormFunction(Function):
         dL/dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))      (means over the last axis)
         dL/dγ = Σ_rows G ⊙ x̂,   dL/dβ = Σ_rows G
 
-    (the two means are what μ and σ² depend on every entry of the row: moving one x
-    shifts the mean of all of them and rescales all of them.)
-    Saves: x̂ and r (one number per row), and γ when x needs a gradient.
+    (the two means are there because μ and σ² depend on every entry of the row: moving
+    one x shifts the mean of all of them and rescales all of them.)
+    Saves what the rule reads for the inputs that need a gradient: x̂ (for x and γ), r and
+    γ (for x); β's gradient reads nothing.
     """
 
     def __init__(self, eps: float = 1e-5) -> None:
@@ -40,21 +41,25 @@ class LayerNormFunction(Function):
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         centred = x - x.mean(axis=-1, keepdims=True)
         variance = np.square(centred).mean(axis=-1, keepdims=True)
-        self.rstd = 1.0 / np.sqrt(variance + self.eps)
-        centred *= self.rstd  # x̂, normalised in place
-        self.normalized = centred
-        if self.needs_input_grad[0]:
-            self.weight = weight
+        rstd = 1.0 / np.sqrt(variance + self.eps)
+        centred *= rstd  # x̂, normalised in place
+        needs_x, needs_weight, _ = self.needs_input_grad
+        if needs_x or needs_weight:
+            self.normalized = centred
+        if needs_x:
+            self.rstd, self.weight = rstd, weight
         out = centred * weight
         out += bias
         return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        needs = self.needs_input_grad
-        x_hat = self.normalized
+        needs_x, needs_weight, needs_bias = self.needs_input_grad
         gx = gw = gb = None
-        scratch = np.empty_like(x_hat)
-        if needs[0]:
+        rows = grad.reshape(-1, grad.shape[-1])
+        if needs_x or needs_weight:
+            x_hat = self.normalized
+            scratch = np.empty_like(x_hat)
+        if needs_x:
             gx = grad * self.weight  # ĝ, turned into dL/dx in place
             np.multiply(gx, x_hat, out=scratch)
             mean_gx = scratch.mean(axis=-1, keepdims=True)  # mean(ĝ ⊙ x̂)
@@ -62,11 +67,10 @@ class LayerNormFunction(Function):
             np.multiply(x_hat, mean_gx, out=scratch)
             gx -= scratch
             gx *= self.rstd
-        rows = grad.reshape(-1, grad.shape[-1])
-        if needs[1]:
+        if needs_weight:
             np.multiply(grad, x_hat, out=scratch)
             gw = scratch.reshape(rows.shape).sum(axis=0)
-        if needs[2]:
+        if needs_bias:
             gb = rows.sum(axis=0)
         return gx, gw, gb
 
