@@ -73,6 +73,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
         "dora_per_layer",
         "dora_scatter",
     ),
+    "tiny_lm": ("baseline", "targets", "ranks", "full_ft", "phi", "samples"),
 }
 
 #: The fields named for each experiment that must hold an interval ``[lo, hi]`` (or the

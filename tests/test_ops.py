@@ -263,6 +263,39 @@ def _conv_cases(rng: np.random.Generator) -> list[Case]:
 CATALOGUE[conv.Convolution2d] = _conv_cases(np.random.default_rng(1))
 
 
+def _transformer_cases(rng: np.random.Generator) -> dict[type[Function], list[Case]]:
+    """Sample cases for the fused primitives of the transformer layers in :mod:`lora_np.nn`."""
+    from lora_np.nn.activations import GELUFunction
+    from lora_np.nn.attention import CausalAttentionFunction
+    from lora_np.nn.embedding import EmbeddingFunction
+    from lora_np.nn.normalization import LayerNormFunction
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape)
+
+    ids = np.array([[0, 2, 2], [4, 0, 1]])  # repeated ids: their gradients must add up
+    return {
+        EmbeddingFunction: [((ids, r(5, 3)), {}), ((np.array([3, 3, 1]), r(4, 2)), {})],
+        LayerNormFunction: [
+            ((r(3, 5) * 3 + 1, r(5), r(5)), {"eps": 1e-5}),
+            ((r(2, 3, 4), r(4), r(4)), {"eps": 0.1}),
+            ((Tensor(r(3, 4)), r(4), r(4)), {"eps": 1e-5}),  # only the affine part trains
+            ((r(3, 4), Tensor(r(4)), Tensor(r(4))), {"eps": 1e-5}),  # a frozen LayerNorm
+        ],
+        GELUFunction: [((r(3, 4),), {}), ((np.linspace(-8.0, 8.0, 9),), {})],
+        CausalAttentionFunction: [
+            ((r(2, 3, 4), r(2, 3, 4), r(2, 3, 4)), {"n_heads": 2}),
+            ((r(1, 4, 6), r(1, 4, 6), r(1, 4, 6)), {"n_heads": 3}),
+            ((r(2, 1, 2), r(2, 1, 2), r(2, 1, 2)), {"n_heads": 1}),  # one position
+            ((r(1, 3, 4), Tensor(r(1, 3, 4)), r(1, 3, 4)), {"n_heads": 2}),  # frozen keys
+            ((Tensor(r(1, 3, 4)), r(1, 3, 4), Tensor(r(1, 3, 4))), {"n_heads": 1}),
+        ],
+    }
+
+
+CATALOGUE.update(_transformer_cases(np.random.default_rng(1)))
+
+
 def _params() -> list[Any]:
     params = []
     for cls in primitives():

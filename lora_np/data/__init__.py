@@ -6,7 +6,9 @@
 * :mod:`~lora_np.data.batching` — :func:`batches`, the mini-batches :func:`lora_np.train.fit`
   draws;
 * :mod:`~lora_np.data.teacher_student` — random teachers and a planted rank-k shift, a
-  fine-tuning task whose intrinsic rank is known.
+  fine-tuning task whose intrinsic rank is known;
+* :mod:`~lora_np.data.names` — the 1990 US Census names as character sequences
+  (:func:`load_names`, :func:`names_split`, :func:`encode_names`), the tiny GPT's text.
 
 Arrays here are plain NumPy (features float32, labels int64); wrap them in
 :class:`lora_np.Tensor` when feeding a model. The shipped files and their licences are in
@@ -21,6 +23,12 @@ from lora_np.data.digits import (
     digits_split,
     load_digits,
     mirror_digits,
+)
+from lora_np.data.names import (
+    NAMES_SHA256,
+    encode_names,
+    load_names,
+    names_split,
 )
 from lora_np.data.splits import Standardizer, standardize, train_test_split
 from lora_np.data.teacher_student import (
@@ -41,15 +49,19 @@ __all__ = [
     "DIGITS_CITATION",
     "DIGITS_CLASS_COUNTS",
     "DIGITS_SHA256",
+    "NAMES_SHA256",
     "PlantedShift",
     "Standardizer",
     "TeacherStudentTask",
     "batches",
     "check_samples",
     "digits_split",
+    "encode_names",
     "load_digits",
+    "load_names",
     "make_teacher",
     "mirror_digits",
+    "names_split",
     "num_batches",
     "paired_datasets",
     "planted_shift",

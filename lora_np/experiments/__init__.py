@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "alpha_sweep": "lora_np.experiments.alpha_sweep",
     "subspace_similarity": "lora_np.experiments.subspace_similarity",
     "variants": "lora_np.experiments.variants",
+    "tiny_lm": "lora_np.experiments.tiny_lm",
 }
 
 REQUIRED_FUNCTIONS = ("run", "plot", "summary")
