@@ -8,10 +8,11 @@ The rest loads when first used, in the order data flows:
 
 * :mod:`lora_np.nn` (layers), :mod:`lora_np.optim` (optimizers), :mod:`lora_np.data`,
   :mod:`lora_np.train` (``fit``, ``evaluate``);
-* :mod:`lora_np.lora` (LoRA and its variants; adapters on disk need ``safetensors``),
-  :mod:`lora_np.subspace` (random-subspace training, intrinsic dimension);
-* :mod:`lora_np.experiments` (figures need ``matplotlib``) and :mod:`lora_np.cli`
-  (``python -m lora_np``).
+* :mod:`lora_np.models` (the tiny GPT), :mod:`lora_np.lora` (LoRA and its variants;
+  adapters on disk need ``safetensors``), :mod:`lora_np.subspace` (random-subspace
+  training, intrinsic dimension);
+* :mod:`lora_np.exercises` (the student track's checks), :mod:`lora_np.experiments`
+  (figures need ``matplotlib``) and :mod:`lora_np.cli` (``python -m lora_np``).
 
 ``lora_np.nn`` and the like work as attributes (``import lora_np; lora_np.nn.Linear``);
 they are imported on that first access.
@@ -29,7 +30,17 @@ from lora_np.tensor import Function, Tensor, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 #: Subpackages and modules that load on first access, and names that live in them.
-_LAZY_MODULES = ("data", "experiments", "lora", "nn", "optim", "subspace", "train")
+_LAZY_MODULES = (
+    "data",
+    "exercises",
+    "experiments",
+    "lora",
+    "models",
+    "nn",
+    "optim",
+    "subspace",
+    "train",
+)
 _LAZY_NAMES = {"History": "train", "evaluate": "train", "fit": "train"}
 
 
@@ -48,12 +59,15 @@ __all__ = [
     "Tensor",
     "data",
     "evaluate",
+    "exercises",
+    "experiments",
     "fit",
     "get_rng",
     "gradcheck",
     "is_grad_enabled",
     "lora",
     "manual_seed",
+    "models",
     "nn",
     "no_grad",
     "numerical_grad",
