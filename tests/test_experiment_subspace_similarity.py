@@ -69,7 +69,7 @@ def test_over_seeds_holds_every_seed_with_an_interval(result) -> None:
 
 
 def test_top4_subspace_is_shared_on_every_seed(result) -> None:
-    # seeds 0..4 (quick): the lowest φ at the planted rank over the seeds inside a run 0.92
+    # seeds 0..4 (quick): the lowest φ at the planted rank over seeds inside a run 0.92
     assert min(result["over_seeds"]["phi_top_planted"]["per_seed"]) > 0.8
 
 

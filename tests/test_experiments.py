@@ -393,7 +393,7 @@ def test_rank_sweep_digits_domain_shift_is_learned(quick_run) -> None:
 # (α/r), −0.02..+0.04 (α/√r); during steps 2..21 at r = 64, α/r's norm is 0.25..0.27×
 # α/√r's. With η tuned at r = 8 and kept, final loss at r = 64: α/√r 0.31..0.35× α/r; from
 # r = 16 to 64 α/r's loss falls by 25..33%, α/√r's by 68..75%. Iso-loss slope of log η vs
-# log α (mean of the seeds' slopes): Adam −0.47..−0.43, SGD −1.14..−1.07. Not asserted:
+# log α (mean of the per-seed slopes): Adam −0.47..−0.43, SGD −1.14..−1.07. Not asserted:
 # with η re-tuned per rank α/r catches up (the full run shows it; quick mode's η grid is
 # too short to).
 

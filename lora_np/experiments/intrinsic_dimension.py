@@ -70,7 +70,7 @@ PROJECTION = "fastfood"
 DIGITS_WIDTH = 128  # the scratch panel's MLP: 64-128-128-10, D = 26,122
 SWEEP_WIDTH = 32  # depth, projections and conv-vs-FC use 64-32-32-10 (D = 3,466)
 #: Batches of 128 (256 on the planted task) for half the steps of intrinsic_dimension's
-#: defaults (64, 1,000): the same samples seen, the same d_int90 within the seeds' spread
+#: defaults (64, 1,000): the same samples seen, the same d_int90 within the spread over seeds
 #: (measured: 193–217 for the width-32 MLP, 195–199 for width 128, 158–160 for the conv
 #: net), in a little over half the time, since a step of these small models costs
 #: mostly the engine's fixed work per step.
@@ -365,7 +365,7 @@ def _planted(
     Seed s builds its own task (``default_rng([s, 1])``), student (``[s, 2]``) and
     pretraining batches (``[s, 3]``); at each checkpoint the student is copied and
     fine-tuned to teacher B in random subspaces (P and batches from seed s). Curves pool
-    the seeds (:func:`_pooled`). Checkpoint 0 is the random init: training from scratch.
+    all seeds (:func:`_pooled`). Checkpoint 0 is the random init: training from scratch.
     """
     student_sizes = [TEACHER_SIZES[0], STUDENT_WIDTH, STUDENT_WIDTH, TEACHER_SIZES[-1]]
     settings = dict(train, batch_size=PLANTED_BATCH, ci_draws=1)

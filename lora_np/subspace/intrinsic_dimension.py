@@ -79,7 +79,7 @@ def intrinsic_dimension(
             headline numbers use one global threshold per dataset).
         projection: "dense", "sparse" or "fastfood" (see :mod:`lora_np.subspace.projections`).
         lr, steps, batch_size, optimizer: training of θ_d ("adam" or "sgd").
-        ci_draws: bootstrap resamples of the seeds for ``dint90_ci`` (see
+        ci_draws: bootstrap resamples of the list of seeds for ``dint90_ci`` (see
             :func:`crossing_interval`); drawn from ``default_rng([len(dims), *seeds])``,
             so the interval too is the same for the same arguments.
         progress: a progress bar over the runs (``tqdm.auto``).
@@ -335,7 +335,7 @@ def crossing_interval(
 def bootstrap_crossings(
     dims: Sequence[int], accuracy: Any, per_seed_target: Any, picks: np.ndarray
 ) -> np.ndarray:
-    """The crossing d of each resample: row k of ``picks`` lists the seeds (column
+    """The crossing d of each resample: row k of ``picks`` lists seeds (column
     indices of ``accuracy``) of resample k; their curves and targets are averaged and
     :func:`crossing_dimension` applied. A curve that never reaches its target gives
     ``inf``. Shared by :func:`crossing_interval` and by comparisons that must resample
