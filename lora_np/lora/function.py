@@ -1,0 +1,135 @@
+"""The LoRA layer's forward as one primitive: ``x·Wᵀ + b + s·(x̃·Aᵀ)·Bᵀ``.
+
+Written with the engine's general primitives, a LoRA layer is five nodes — the frozen
+Linear, ``lora_a``, ``lora_b``, the product with s and the sum (see
+:meth:`~lora_np.lora.variants.LoRAVariant.forward_composite`). :class:`LoRALinearFunction`
+is the same arithmetic, in the same order, as one node: the same numbers, bit for bit,
+for a fifth of the bookkeeping, and it keeps only what the gradients that are needed
+read. :meth:`~lora_np.lora.variants.LoRAVariant.forward` uses it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lora_np.tensor import Function, Tensor
+
+
+class LoRALinearFunction(Function):
+    """out = x·Wᵀ + b + s·u·Bᵀ with u = x̃·Aᵀ (LoRA, Hu et al. 2021, Eq. 3, rows as inputs).
+
+    Inputs: x (..., in), x̃ (..., in) — the adapter path's input, ``dropout(x)``, or x
+    itself —, W (out, in), A (r, in), B (out, r) and optionally b (out,). The scaling s
+    is a setting (a constant). Leading axes of x are rows.
+
+    VJP, with G = dL/d(out) and G_s = s·G::
+
+        dL/dB = G_sᵀ·u            dL/du = G_s·B
+        dL/dA = (dL/du)ᵀ·x̃        dL/dx̃ = (dL/du)·A
+        dL/dW = Gᵀ·x              dL/dx = G·W          dL/db = G (summed over rows)
+
+    Without dropout x̃ *is* x (the same tensor, passed twice), and the engine adds its two
+    gradients: dL/dx = G·W + (dL/du)·A.
+
+    Saves, only for the gradients that are needed: x̃ if A needs one (dL/dA reads it);
+    u if B needs one; B if A or x̃ needs one (both go through dL/du); A if x̃ needs one;
+    W if x needs one; x if W needs one. So a frozen A (LoRA-FA) does not keep the
+    layer's input, and a frozen W keeps no input for itself.
+
+    Arithmetic as the composite's, step for step: x·Wᵀ, then + b, then (x̃·Aᵀ)·Bᵀ times s,
+    then the sum; in backward G·s, then the products above.
+    """
+
+    def __init__(self, scaling: float) -> None:
+        self.scaling = scaling
+
+    def forward(
+        self,
+        x: np.ndarray,
+        x_drop: np.ndarray,
+        w: np.ndarray,
+        a: np.ndarray,
+        b: np.ndarray,
+        bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        fits = w.ndim == a.ndim == b.ndim == 2 and a.shape[1] == w.shape[1]
+        if not fits or b.shape != (w.shape[0], a.shape[0]):
+            raise ValueError(
+                "LoRALinearFunction needs W (out, in), A (r, in) and B (out, r); got shapes "
+                f"W {w.shape}, A {a.shape}, B {b.shape}"
+            )
+        needs_x, needs_x_drop, needs_w, needs_a, needs_b = self.needs_input_grad[:5]
+        if needs_x:
+            self.w = w
+        if needs_w:
+            self.x = x
+        if needs_a:
+            self.x_drop = x_drop
+        if needs_x_drop:
+            self.a = a
+        if needs_a or needs_x_drop:
+            self.b = b
+        # the frozen layer's output, as ops.Linear computes it
+        out = x @ w.T
+        if bias is not None:
+            if bias.ndim == 1 and bias.dtype == out.dtype:
+                out += bias
+            else:
+                out = out + bias
+        u = x_drop @ a.T  # (..., r): the input projected down to rank r
+        if needs_b:
+            self.u = u
+        lora_out = u @ b.T  # back up to (..., out)
+        lora_out *= np.asarray(self.scaling, dtype=lora_out.dtype)
+        out += lora_out
+        return out
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        needs = self.needs_input_grad
+        needs_x, needs_x_drop, needs_w, needs_a, needs_b = needs[:5]
+        rows = grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1])  # G (rows, out)
+        grad_x = grad_x_drop = grad_w = grad_a = grad_b = None
+        if needs_a or needs_b or needs_x_drop:
+            scaled = grad * np.asarray(self.scaling, dtype=grad.dtype)  # G_s = s·G
+            if needs_b:
+                u = self.u if self.u.ndim == 2 else self.u.reshape(-1, self.u.shape[-1])
+                grad_b = scaled.reshape(rows.shape).T @ u  # (out, r)
+            if needs_a or needs_x_drop:
+                grad_u = scaled @ self.b  # (..., r)
+                if needs_a:
+                    x_drop = self.x_drop
+                    if x_drop.ndim != 2:
+                        x_drop = x_drop.reshape(-1, x_drop.shape[-1])
+                    grad_a = grad_u.reshape(-1, grad_u.shape[-1]).T @ x_drop  # (r, in)
+                if needs_x_drop:
+                    grad_x_drop = grad_u @ self.a  # (..., in)
+        if needs_x:
+            grad_x = grad @ self.w
+        if needs_w:
+            x = self.x if self.x.ndim == 2 else self.x.reshape(-1, self.x.shape[-1])
+            grad_w = rows.T @ x  # (out, in)
+        grads = (grad_x, grad_x_drop, grad_w, grad_a, grad_b)
+        if len(needs) == 5:
+            return grads
+        return (*grads, grad if needs[5] else None)
+
+
+def lora_linear(
+    x: Tensor,
+    x_drop: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+) -> Tensor:
+    """x·Wᵀ + b + s·(x̃·Aᵀ)·Bᵀ in one node (:class:`LoRALinearFunction`); x̃ = ``x_drop``."""
+    if x.shape[-1] != weight.shape[-1] or x_drop.shape != x.shape:
+        raise ValueError(
+            f"lora_linear: the input has shape {x.shape} and the adapter's input "
+            f"{x_drop.shape}; both must have the layer's {weight.shape[-1]} features last"
+        )
+    inputs = (x, x_drop, weight, lora_a, lora_b)
+    if bias is None:
+        return LoRALinearFunction.apply(*inputs, scaling=scaling)
+    return LoRALinearFunction.apply(*inputs, bias, scaling=scaling)
