@@ -80,38 +80,37 @@ class LoRALinearFunction(Function):
         if needs_b:
             self.u = u
         lora_out = u @ b.T  # back up to (..., out)
-        lora_out *= np.asarray(self.scaling, dtype=lora_out.dtype)
+        lora_out *= lora_out.dtype.type(self.scaling)  # s in the output's dtype
         out += lora_out
         return out
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         needs = self.needs_input_grad
         needs_x, needs_x_drop, needs_w, needs_a, needs_b = needs[:5]
-        rows = grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1])  # G (rows, out)
         grad_x = grad_x_drop = grad_w = grad_a = grad_b = None
         if needs_a or needs_b or needs_x_drop:
-            scaled = grad * np.asarray(self.scaling, dtype=grad.dtype)  # G_s = s·G
+            scaled = grad * grad.dtype.type(self.scaling)  # G_s = s·G
             if needs_b:
-                u = self.u if self.u.ndim == 2 else self.u.reshape(-1, self.u.shape[-1])
-                grad_b = scaled.reshape(rows.shape).T @ u  # (out, r)
+                grad_b = _rows(scaled).T @ _rows(self.u)  # (out, r)
             if needs_a or needs_x_drop:
                 grad_u = scaled @ self.b  # (..., r)
                 if needs_a:
-                    x_drop = self.x_drop
-                    if x_drop.ndim != 2:
-                        x_drop = x_drop.reshape(-1, x_drop.shape[-1])
-                    grad_a = grad_u.reshape(-1, grad_u.shape[-1]).T @ x_drop  # (r, in)
+                    grad_a = _rows(grad_u).T @ _rows(self.x_drop)  # (r, in)
                 if needs_x_drop:
                     grad_x_drop = grad_u @ self.a  # (..., in)
         if needs_x:
             grad_x = grad @ self.w
         if needs_w:
-            x = self.x if self.x.ndim == 2 else self.x.reshape(-1, self.x.shape[-1])
-            grad_w = rows.T @ x  # (out, in)
+            grad_w = _rows(grad).T @ _rows(self.x)  # (out, in)
         grads = (grad_x, grad_x_drop, grad_w, grad_a, grad_b)
         if len(needs) == 5:
             return grads
         return (*grads, grad if needs[5] else None)
+
+
+def _rows(array: np.ndarray) -> np.ndarray:
+    """``array`` with its leading axes as rows, (rows, last axis): a 2-D array as it is."""
+    return array if array.ndim == 2 else array.reshape(-1, array.shape[-1])
 
 
 def lora_linear(
