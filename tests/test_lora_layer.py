@@ -249,6 +249,18 @@ def test_the_fused_forward_is_one_node_that_keeps_only_what_its_gradients_read()
     assert saved == {"u", "a", "b", "w"}  # the layer's input is not kept
 
 
+def test_the_input_gradient_is_right_when_the_input_has_other_uses_too():
+    """Without dropout the fused backward returns x's two gradients summed; x also feeds
+    a second LoRA layer and a plain expression, so its gradient has several parts."""
+    first, second = _layer(bias=True, seed=0), _layer(bias=True, seed=1)
+    for layer in (first, second):
+        _randomise_b(layer, seed=2)
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    assert gradcheck(lambda x_t: first(x_t) * second(x_t) + (x_t * x_t)[:, :4], [x])
+    y = first(Tensor(x, requires_grad=True))
+    assert y.grad_fn.next_nodes[1] is y.grad_fn.next_nodes[0]  # x̃ is x
+
+
 def test_dora_norm_modes_differ_only_in_the_gradient():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 5))

@@ -28,8 +28,10 @@ class LoRALinearFunction(Function):
         dL/dA = (dL/du)ᵀ·x̃        dL/dx̃ = (dL/du)·A
         dL/dW = Gᵀ·x              dL/dx = G·W          dL/db = G (summed over rows)
 
-    Without dropout x̃ *is* x (the same tensor, passed twice), and the engine adds its two
-    gradients: dL/dx = G·W + (dL/du)·A.
+    Without dropout x̃ *is* x (the same tensor, passed twice: both gradients go to the
+    same place, ``next_nodes[0] is next_nodes[1]``), and backward returns them summed, as
+    x's: dL/dx = G·W + (dL/du)·A, computed in place in G·W (the engine would make a third
+    array of x's shape to add two), and None for x̃.
 
     Saves, only for the gradients that are needed: x̃ if A needs one (dL/dA reads it);
     u if B needs one; B if A or x̃ needs one (both go through dL/du); A if x̃ needs one;
@@ -92,20 +94,28 @@ class LoRALinearFunction(Function):
             scaled = grad * grad.dtype.type(self.scaling)  # G_s = s·G
             if needs_b:
                 grad_b = _rows(scaled).T @ _rows(self.u)  # (out, r)
-            if needs_a or needs_x_drop:
-                grad_u = scaled @ self.b  # (..., r)
-                if needs_a:
-                    grad_a = _rows(grad_u).T @ _rows(self.x_drop)  # (r, in)
-                if needs_x_drop:
-                    grad_x_drop = grad_u @ self.a  # (..., in)
-        if needs_x:
-            grad_x = grad @ self.w
+            grad_u = scaled @ self.b if needs_a or needs_x_drop else None  # (..., r)
+            del scaled  # (..., out): freed before the (..., in) gradients are made
+            if needs_a:
+                grad_a = _rows(grad_u).T @ _rows(self.x_drop)  # (r, in)
+            if needs_x_drop:
+                grad_x_drop = grad_u @ self.a  # (..., in)
         if needs_w:
             grad_w = _rows(grad).T @ _rows(self.x)  # (out, in)
+        if needs_x:
+            grad_x = grad @ self.w
+            if grad_x_drop is not None and self._x_drop_is_x():
+                grad_x += grad_x_drop  # x̃ is x: its two gradients summed here, in place
+                grad_x_drop = None
         grads = (grad_x, grad_x_drop, grad_w, grad_a, grad_b)
         if len(needs) == 5:
             return grads
         return (*grads, grad if needs[5] else None)
+
+    def _x_drop_is_x(self) -> bool:
+        """True if x and x̃ send their gradients to the same place (no dropout)."""
+        nodes = self.next_nodes  # set when the call was recorded (empty if run by hand)
+        return len(nodes) > 1 and nodes[0] is not None and nodes[0] is nodes[1]
 
 
 def _rows(array: np.ndarray) -> np.ndarray:
