@@ -3,9 +3,9 @@
 Written with the engine's general primitives, a LoRA layer is five nodes — the frozen
 Linear, ``lora_a``, ``lora_b``, the product with s and the sum (see
 :meth:`~lora_np.lora.variants.LoRAVariant.forward_composite`). :class:`LoRALinearFunction`
-is the same arithmetic, in the same order, as one node: the same numbers, bit for bit,
-for a fifth of the bookkeeping, and it keeps only what the gradients that are needed
-read. :meth:`~lora_np.lora.variants.LoRAVariant.forward` uses it.
+is the same arithmetic, in the same order, as one node: the same output and parameter
+gradients, bit for bit, for a fifth of the bookkeeping, and it keeps only what the
+gradients that are needed read. :meth:`~lora_np.lora.variants.LoRAVariant.forward` uses it.
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ class LoRALinearFunction(Function):
     x's: dL/dx = G·W + (dL/du)·A, computed in place in G·W (the engine would make a third
     array of x's shape to add two), and None for x̃.
 
-    Saves, only for the gradients that are needed: x̃ if A needs one (dL/dA reads it);
-    u if B needs one; B if A or x̃ needs one (both go through dL/du); A if x̃ needs one;
-    W if x needs one; x if W needs one. So a frozen A (LoRA-FA) does not keep the
-    layer's input, and a frozen W keeps no input for itself.
+    Saves: x̃ if A needs a gradient (dL/dA reads it); u if B needs one; B if A or x̃
+    needs one (both go through dL/du); A if x̃ needs one; W if x needs one; x if W needs
+    one. So a frozen A (LoRA-FA) does not keep the layer's input, and a frozen W keeps
+    no input for itself.
 
     Arithmetic as the composite's, step for step: x·Wᵀ, then + b, then (x̃·Aᵀ)·Bᵀ times s,
-    then the sum; in backward G·s, then the products above.
+    then the sum; in backward G·s, then the products above. (x's gradient is bit for bit
+    the composite's too when these two terms are all it gets; if x feeds other layers as
+    well, its gradients may be added up in another order.)
     """
 
     def __init__(self, scaling: float) -> None:

@@ -72,9 +72,10 @@ class LoRAVariant:
     def forward(self, layer: LoRALinear, x: Tensor) -> Tensor:
         """h = linear(x) + s·lora_b(lora_a(dropout(x))), as one node.
 
-        :func:`~lora_np.lora.function.lora_linear` computes exactly what
-        :meth:`forward_composite` computes, the same numbers and gradients, in one node of
-        the graph instead of five, and keeps only what the needed gradients read.
+        :func:`~lora_np.lora.function.lora_linear` computes what :meth:`forward_composite`
+        computes, the same numbers and gradients (its docstring says when the input's
+        gradient may be summed in another order), in one node of the graph instead of
+        five, and keeps only what the needed gradients read.
         """
         linear = layer.linear
         return lora_linear(
