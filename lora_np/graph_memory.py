@@ -41,18 +41,23 @@ def graph_functions(output: Tensor) -> list[Function]:
     return found
 
 
-def held_arrays(fn: Function) -> list[np.ndarray]:
-    """The arrays ``fn`` holds: what forward saved for backward, and array-valued
-    settings (an index, labels, a projection matrix), also inside tuples and lists."""
+def held_arrays(fn: Function) -> list[tuple[str, np.ndarray]]:
+    """(attribute, array) for every array ``fn`` holds: what forward saved for backward,
+    and array-valued settings (an index, labels, a projection matrix), also inside tuples
+    and lists (named ``"name[i]"``)."""
     arrays = []
-    for value in vars(fn).values():
-        values = value if isinstance(value, (tuple, list)) else (value,)
-        arrays.extend(v for v in values if isinstance(v, np.ndarray))
+    for name, value in vars(fn).items():
+        if isinstance(value, np.ndarray):
+            arrays.append((name, value))
+        elif isinstance(value, (tuple, list)):
+            arrays.extend(
+                (f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, np.ndarray)
+            )
     return arrays
 
 
-def _buffer(array: np.ndarray) -> np.ndarray:
-    """The array that owns ``array``'s memory (itself, or the base of a view)."""
+def buffer_of(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory: itself, or the base of a view."""
     while isinstance(array.base, np.ndarray):
         array = array.base
     return array
@@ -61,11 +66,11 @@ def _buffer(array: np.ndarray) -> np.ndarray:
 def saved_buffers(output: Tensor, exclude: Iterable[np.ndarray] = ()) -> list[np.ndarray]:
     """The distinct memory buffers that the graph behind ``output`` keeps alive, except
     those of the arrays in ``exclude`` (parameters, the batch: in memory anyway)."""
-    excluded = {id(_buffer(np.asarray(a))) for a in exclude}
+    excluded = {id(buffer_of(np.asarray(a))) for a in exclude}
     buffers: dict[int, np.ndarray] = {}
     for fn in graph_functions(output):
-        for array in held_arrays(fn):
-            owner = _buffer(array)
+        for _, array in held_arrays(fn):
+            owner = buffer_of(array)
             if id(owner) not in excluded:
                 buffers.setdefault(id(owner), owner)
     return list(buffers.values())

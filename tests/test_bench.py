@@ -13,6 +13,7 @@ import pytest
 
 from lora_np.cli import bench, bench_memory
 from lora_np.cli.bench_reference import ReferenceLoRAFAMLP, ReferenceLoRAMLP, ReferenceMLP
+from lora_np.graph_memory import saved_bytes
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
 from lora_np.nn import MLP, Linear
 from lora_np.nn import functional as F
@@ -291,3 +292,35 @@ def test_merging_leaves_the_base_models_parameters() -> None:
     assert result["adapter"]["parameters"] == result["base"]["parameters"] + adapter_bytes
     assert result["max_abs_output_difference_merged"] < 1e-5
     assert all(isinstance(result[m]["forward_peak"], int) for m in ("base", "adapter", "merged"))
+
+
+def test_graph_contents_names_what_each_function_holds() -> None:
+    setup = bench_memory.build((6, 8, 8, 3), batch=5, rank=2, alpha=4.0)
+    for kind in bench_memory.KINDS:
+        model = setup.models[kind]
+        loss = F.cross_entropy(model(Tensor(setup.x)), setup.y)
+        params = [p.data for p in model.parameters()]
+        rows = bench_memory.graph_contents(loss, params, [setup.x, setup.y])
+        activations = sum(r["bytes"] for r in rows if r["kind"] == "activation")
+        assert activations == saved_bytes(loss, exclude=[*params, setup.x, setup.y])
+        assert rows[0]["function"] == "SoftmaxCrossEntropy"
+        assert {(r["holds"], r["kind"]) for r in rows if r["function"] == "ReLU"} == {
+            ("mask", "activation")
+        }
+        lora_rows = [r for r in rows if r["function"] == "LoRALinearFunction"]
+        keeps_input = any(r["holds"] == "x_drop" for r in lora_rows)
+        assert keeps_input == (kind == "lora") and bool(lora_rows) == (kind != "full")
+
+
+def test_an_optimizer_given_fewer_parameters_keeps_state_for_those_only() -> None:
+    setup = bench_memory.build((6, 8, 8, 3), batch=5, rank=2, alpha=4.0)
+    model = setup.models["lora"]
+    b_only = [name for name, _ in model.named_parameters() if name.endswith("lora_b.weight")]
+    left_out = bench_memory.breakdown(model, setup.x, setup.y, "adam", updated=b_only)
+    lora = bench_memory.breakdown(model, setup.x, setup.y, "adam")
+    lora_fa = bench_memory.breakdown(setup.models["lora_fa"], setup.x, setup.y, "adam")
+    assert left_out["optimizer_state"] == lora_fa["optimizer_state"] < lora["optimizer_state"]
+    assert left_out["saved_activations"] == lora["saved_activations"]
+    assert left_out["gradients"] == lora["gradients"]
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        bench_memory.make_optimizer(model, "rmsprop")

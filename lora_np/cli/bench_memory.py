@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from lora_np.cli.bench_reference import ReferenceLoRAFAMLP, ReferenceLoRAMLP, ReferenceMLP
-from lora_np.graph_memory import saved_bytes
+from lora_np.graph_memory import buffer_of, graph_functions, held_arrays, saved_bytes
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers, merge_and_unload
 from lora_np.nn import MLP, Module, linear_layers
 from lora_np.nn import functional as F
@@ -138,13 +138,14 @@ def trainable(model: Module) -> list[Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def make_optimizer(model: Module, name: str) -> Optimizer:
-    """SGD (``"sgd"``, no momentum: no state) or Adam (``"adam"``) on the trainable
-    parameters."""
+def make_optimizer(model: Module, name: str, params: list[Tensor] | None = None) -> Optimizer:
+    """SGD (``"sgd"``, no momentum: no state) or Adam (``"adam"``) on ``params`` (by
+    default, every parameter of ``model`` that requires a gradient)."""
+    params = trainable(model) if params is None else params
     if name == "sgd":
-        return SGD(trainable(model), lr=LEARNING_RATE)
+        return SGD(params, lr=LEARNING_RATE)
     if name == "adam":
-        return Adam(trainable(model), lr=1e-3)
+        return Adam(params, lr=1e-3)
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
@@ -191,7 +192,11 @@ def _nbytes(arrays: Iterable[Any]) -> int:
 
 
 def breakdown(
-    model: Module, x: np.ndarray, y: np.ndarray, optimizer: str = "adam"
+    model: Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    optimizer: str = "adam",
+    updated: list[str] | None = None,
 ) -> dict[str, Any]:
     """Where one training step's memory goes (bytes), through lora_np.
 
@@ -204,10 +209,12 @@ def breakdown(
     (above what is held between steps, as :func:`step_peak`), and ``transient`` =
     peak − saved activations − gradients: the working arrays on top of the two (negative
     if saved activations are freed, in backward, before the last gradient is made).
-    The model is copied first, so it is not trained.
+    ``updated`` names the parameters the optimizer gets (default: every one that
+    requires a gradient). The model is copied first, so it is not trained.
     """
     model = copy.deepcopy(model)
-    opt = make_optimizer(model, optimizer)
+    named = dict(model.named_parameters())
+    opt = make_optimizer(model, optimizer, None if updated is None else [named[n] for n in updated])
     params = list(model.parameters())
     inputs = Tensor(x)
     training_step(model, opt, x, y)()  # warm-up: the optimizer's state exists from here
@@ -222,7 +229,7 @@ def breakdown(
         saved_activations = saved_bytes(loss, exclude=[p.data for p in params] + [x, y])
         saved_with_batch = saved_bytes(loss, exclude=[p.data for p in params])
         loss.backward()
-        gradients = _nbytes(p.grad for p in params)
+        gradients = _nbytes(p.grad for p in params)  # every gradient backward made
         opt.step()
         opt.zero_grad()
         del loss
@@ -244,6 +251,34 @@ def breakdown(
         "peak": int(peak),
         "transient": int(peak) - saved_activations - gradients,
     }
+
+
+def graph_contents(
+    output: Tensor, parameters: Iterable[np.ndarray], batch: Iterable[np.ndarray]
+) -> list[dict[str, Any]]:
+    """What each function of the graph behind ``output`` holds, from the loss back: the
+    function's name, the attribute, the array's shape, dtype and bytes, and its kind —
+    ``"parameter"`` or ``"batch"`` (in memory anyway), ``"activation"`` (made by forward
+    and kept for backward), or ``"again"`` (a buffer an earlier row already counted)."""
+    kinds = {id(buffer_of(np.asarray(a))): "parameter" for a in parameters}
+    kinds.update({id(buffer_of(np.asarray(a))): "batch" for a in batch})
+    rows, seen = [], set()
+    for fn in graph_functions(output):
+        for name, array in held_arrays(fn):
+            owner = id(buffer_of(array))
+            kind = kinds.get(owner, "again" if owner in seen else "activation")
+            seen.add(owner)
+            rows.append(
+                {
+                    "function": type(fn).__name__,
+                    "holds": name,
+                    "shape": tuple(array.shape),
+                    "dtype": str(array.dtype),
+                    "bytes": int(array.nbytes),
+                    "kind": kind,
+                }
+            )
+    return rows
 
 
 def peaks(setup: Setup, repeats: int = PEAK_REPEATS) -> dict[str, dict[str, int]]:
