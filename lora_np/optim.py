@@ -103,25 +103,34 @@ class Optimizer:
                 p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that requires grad and has a gradient."""
+        """Update every parameter that requires grad and has a gradient.
+
+        A group's hyperparameters are read once per step (:func:`_plain_settings`), then
+        each parameter's gradient is checked and handed to ``_update``.
+        """
         with no_grad():
             for group in self.param_groups:
+                settings = _plain_settings(group)
                 for p in group["params"]:
-                    if not p.requires_grad or p.grad is None:
+                    grad = p.grad
+                    if grad is None or not p.requires_grad:
                         continue
-                    grad = np.asarray(p.grad)
-                    if grad.shape != p.shape:
+                    if type(grad) is not np.ndarray:
+                        grad = np.asarray(grad)
+                    if grad.shape != p.data.shape:
                         raise ValueError(
                             f"{type(self).__name__}.step: a gradient of shape {grad.shape} "
                             f"for a parameter of shape {p.shape}"
                         )
                     if not p.data.flags.writeable:
                         p.data = p.data.copy()
-                    self._update(p, grad, self.state.setdefault(p, {}), group)
+                    self._update(p, grad, self.state.setdefault(p, {}), settings)
 
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
+        """Update one parameter in place; ``group`` holds the hyperparameters as Python
+        numbers (see :func:`_plain_settings`)."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- state dicts
@@ -206,6 +215,22 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
+def _plain_settings(group: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's hyperparameters with NumPy numbers made Python floats.
+
+    A Python number is "weak" in NumPy's type promotion: ``lr * grad`` stays float32 for a
+    float32 gradient, while an ``np.float64`` learning rate would compute it in float64.
+    Read once per group at each step, so a changed ``group["lr"]`` (a schedule) counts.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(plain(v) for v in value)
+        return float(value) if isinstance(value, np.number) else value
+
+    return {key: plain(value) for key, value in group.items() if key != "params"}
+
+
 def _check_number(name: str, value: Any, low: float | None = None) -> None:
     if not is_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -271,8 +296,8 @@ class SGD(Optimizer):
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
-        lr, momentum = float(group["lr"]), float(group["momentum"])
-        weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
+        lr, momentum = group["lr"], group["momentum"]
+        weight_decay, dampening = group["weight_decay"], group["dampening"]
         if weight_decay != 0:
             grad = grad + weight_decay * param.data
         if momentum != 0:
@@ -324,12 +349,8 @@ class Adam(Optimizer):
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
-        lr, eps, weight_decay = (
-            float(group["lr"]),
-            float(group["eps"]),
-            float(group["weight_decay"]),
-        )
-        beta1, beta2 = (float(b) for b in group["betas"])
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param.data)
@@ -348,8 +369,14 @@ class Adam(Optimizer):
         v += (1 - beta2) * grad * grad
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
-        denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
-        param.data -= (lr / bias_correction1) * m / denom
+        # the docstring's last line in its order of operations, with two arrays the size
+        # of θ made and then updated in place (a new array per operation would be four)
+        denom = np.sqrt(v)
+        denom /= math.sqrt(bias_correction2)
+        denom += eps  # √v / √(1 − β₂ᵗ) + ε
+        update = (lr / bias_correction1) * m
+        update /= denom  # (η / (1 − β₁ᵗ))·m / denom
+        param.data -= update
 
 
 class AdamW(Adam):

@@ -3,8 +3,9 @@
 The layers, from the bottom up (a module may import from its own unit and from any unit
 of a lower layer, never from a higher layer or from a neighbour on its own layer):
 
-0. the engine and small helpers: ``tensor``, ``ops``, ``gradcheck``, ``rng``, ``checks``,
-   ``files``, ``progress`` (and ``lora_np/__init__.py``, which only re-exports them)
+0. the engine and small helpers: ``tensor``, ``ops``, ``gradcheck``, ``graph_memory``,
+   ``rng``, ``checks``, ``files``, ``progress`` (and ``lora_np/__init__.py``, which only
+   re-exports them)
 1. ``nn``          2. ``optim``          3. ``data``          4. ``train``
 5. ``models``, ``lora``, ``subspace``
 6. ``exercises``, ``experiments``
@@ -22,7 +23,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lora_np"
 
-ENGINE = ("tensor", "ops", "gradcheck", "rng", "checks", "files", "progress")
+ENGINE = ("tensor", "ops", "gradcheck", "graph_memory", "rng", "checks", "files", "progress")
 LAYERS: list[list[str]] = [
     ["engine"],
     ["nn"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -446,6 +447,28 @@ def _lora_linear_variant(**options) -> type:
             super().__init__(in_feats, out_feats, rank, alpha, **options)
 
     return Variant
+
+
+def _activation_bytes_wrong(mistake: str) -> Callable:
+    def activation_bytes(sizes, batch, mode, rank):
+        hidden = list(sizes[1:-1])
+        mask = 4 if mistake == "masks as float32" else 1
+        total = mask * batch * sum(hidden)
+        if mistake != "no log-probabilities":
+            total += 4 * batch * sizes[-1]
+        if mistake == "the batch counted" and mode != "lora_fa":
+            total += 4 * batch * sizes[0]
+        if mode == "full":
+            total += 4 * batch * sum(hidden)
+            if mistake == "weights counted":
+                total += 4 * sum(a * b for a, b in itertools.pairwise(sizes[1:]))
+        else:
+            total += 4 * batch * rank * (len(sizes) - 2)
+            if mode == "lora" or mistake == "LoRA-FA keeps the inputs":
+                total += 4 * batch * sum(hidden[:-1])
+        return total / 1 if mistake == "a float" else total
+
+    return activation_bytes
 
 
 WRONG: list[tuple[str, str, Any, str]] = [
@@ -910,6 +933,42 @@ WRONG: list[tuple[str, str, Any, str]] = [
         r"expected a list of dicts",
     ),
     ("lora_plus_param_groups", "only A and B", _groups_wrong("only A and B"), r"in no group"),
+    (
+        "activation_bytes",
+        "the input batch counted",
+        _activation_bytes_wrong("the batch counted"),
+        r"mode 'full'.* but the graph keeps",
+    ),
+    (
+        "activation_bytes",
+        "relu's mask counted as float32",
+        _activation_bytes_wrong("masks as float32"),
+        r"your count is .* bytes for sizes .* but the graph keeps",
+    ),
+    (
+        "activation_bytes",
+        "the loss's log-probabilities forgotten",
+        _activation_bytes_wrong("no log-probabilities"),
+        r"off by -\d",
+    ),
+    (
+        "activation_bytes",
+        "LoRA-FA keeps the layers' inputs as LoRA does",
+        _activation_bytes_wrong("LoRA-FA keeps the inputs"),
+        r"mode 'lora_fa', rank \d .* but the graph keeps",
+    ),
+    (
+        "activation_bytes",
+        "the weights a Linear keeps for dL/dx counted",
+        _activation_bytes_wrong("weights counted"),
+        r"mode 'full'.* but the graph keeps",
+    ),
+    (
+        "activation_bytes",
+        "a float",
+        _activation_bytes_wrong("a float"),
+        r"is float \d+\.0 for sizes .*expected a whole number \(an int",
+    ),
 ]
 
 
@@ -944,10 +1003,13 @@ KINDS = {
     },
     "tuple": {"matmul_vjp", "lora_vjp", "pissa_init"},
     "number": {"lora_scaling", "dint90", "subspace_similarity", "amplification_factor"},
+    "count": {"activation_bytes"},
     "object": {"add_lora", "lora_plus_param_groups"},
     "class": {"sin_function", "lora_linear"},
 }
-FUNCTIONS = sorted(set().union(*(KINDS[k] for k in ("array", "tuple", "number", "object"))))
+FUNCTIONS = sorted(
+    set().union(*(KINDS[k] for k in ("array", "tuple", "number", "count", "object")))
+)
 
 
 def test_every_exercise_has_a_kind() -> None:
@@ -1006,6 +1068,23 @@ def test_a_wrong_shape_fails_cleanly(name: str) -> None:
 def test_a_wrong_dtype_fails_cleanly(name: str) -> None:
     expected = r"expected one real number" if name in KINDS["number"] else r"dtype float32"
     fails(name, _wrapped(name, _wrong_dtype), expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        (lambda n: np.array([n, n]), r"is an array of shape \(2,\) .*expected a whole number"),
+        (lambda n: np.float32(n), r"is float32 .*expected a whole number"),
+        (lambda n: str(n), r"is str '\d+'.*expected a whole number"),
+        (lambda n: np.int64(n), None),  # a NumPy integer is an int
+    ],
+)
+def test_a_count_is_a_whole_number(change: Callable[[int], Any], pattern: str | None) -> None:
+    answer = _wrapped("activation_bytes", change)
+    if pattern is None:
+        assert check("activation_bytes", answer, verbose=False) is True
+    else:
+        fails("activation_bytes", answer, pattern)
 
 
 @pytest.mark.parametrize(

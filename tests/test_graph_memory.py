@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lora_np import nn, ops
+from lora_np import graph_memory, nn, ops
 from lora_np.lora import LoRALinear
 from lora_np.nn import functional as F
 from lora_np.tensor import Function, Tensor, no_grad
@@ -236,3 +236,35 @@ def test_the_fused_cross_entropy_is_one_node() -> None:
     loss = F.cross_entropy(z, np.array([0, 2, 1, 1]))
     (fn,) = graph_functions(loss)
     assert isinstance(fn, ops.SoftmaxCrossEntropy) and fn.next_nodes == (z,)
+
+
+# ----------------------------------------------------------------------------- adding it up
+
+
+def test_saved_bytes_counts_each_buffer_once_and_leaves_out_what_is_excluded() -> None:
+    x, w = leaf(5, 4), leaf(3, 4, seed=1)
+    hidden = F.relu(F.linear(x, w))  # Linear saves x (for W) and w (for x); ReLU its mask
+    loss = (hidden * hidden).sum()  # Mul saves hidden twice: one buffer
+    found = graph_memory.graph_functions(loss)
+    assert [type(fn).__name__ for fn in found] == ["Sum", "Mul", "ReLU", "Linear"]
+    mask = 5 * 3  # booleans
+    assert graph_memory.saved_bytes(loss) == x.data.nbytes + w.data.nbytes + mask + 5 * 3 * 8
+    assert graph_memory.saved_bytes(loss, exclude=[x.data, w.data]) == mask + 5 * 3 * 8
+    assert graph_memory.saved_bytes(Tensor(np.ones(3))) == 0  # a leaf: no graph
+
+
+def test_a_saved_view_counts_its_whole_base() -> None:
+    base, other = leaf(6, 4), leaf(2, 4, seed=1)
+    rows = base[2:4]  # a view: GetItem saves no array, but Mul keeps it for dL/d(other)
+    loss = (rows * other).sum()
+    buffers = graph_memory.saved_buffers(loss)
+    assert len(buffers) == 2 and any(b is base.data for b in buffers)
+    assert graph_memory.saved_bytes(loss) == base.data.nbytes + other.data.nbytes
+
+
+def test_backward_leaves_nothing_to_count() -> None:
+    x, w = leaf(5, 4), leaf(3, 4, seed=1)
+    loss = F.cross_entropy(F.linear(x, w).tanh(), np.array([0, 1, 2, 0, 1]))
+    assert graph_memory.saved_bytes(loss) > 0
+    loss.backward()
+    assert graph_memory.saved_bytes(loss) == 0

@@ -191,6 +191,76 @@ def test_gradcheck_dropout_fixed_mask():
     _check(layer, ["lora_a.weight", "lora_b.weight"], reset_dropout=11)
 
 
+def _forward_and_gradients(layer: LoRALinear, x: np.ndarray, forward, seed: int = 3):
+    """The layer's output and the gradients of x and of every trainable parameter, for a
+    random upstream gradient, with ``forward(layer, x_tensor)`` as the layer's forward."""
+    x_t = Tensor(x, requires_grad=True)
+    layer.zero_grad()
+    y = forward(layer, x_t)
+    y.backward(np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype))
+    grads = {n: p.grad for n, p in layer.named_parameters() if p.requires_grad}
+    return y.data, x_t.grad, grads
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kw", "shape"),
+    [
+        (np.float32, {"bias": True}, (6, 5)),
+        (F64, {}, (6, 5)),
+        (np.float32, {"bias": True, "freeze_a": True}, (6, 5)),
+        (np.float32, {"dropout": 0.4}, (6, 5)),
+        (F64, {"bias": True}, (2, 3, 5)),  # leading axes are rows
+        (F64, {"bias": True}, (5,)),  # one sample
+    ],
+)
+def test_the_fused_forward_is_the_composite_bit_for_bit(dtype, kw, shape):
+    """LoRAVariant.forward (one node) and forward_composite (linear, lora_a, lora_b, the
+    scaling and the sum: five nodes) give the same output and gradients, bit for bit."""
+    layer = LoRALinear(5, 4, 2, 6.0, dtype=dtype, rng=np.random.default_rng(0), **kw)
+    layer.lora_b.weight.data = np.random.default_rng(1).standard_normal((4, 2)).astype(dtype)
+    layer.linear.weight.requires_grad = True  # every gradient, W's too
+    x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    results = []
+    for forward in (layer.variant.forward, layer.variant.forward_composite):
+        layer.dropout.rng = np.random.default_rng(9)  # the same dropout mask for both
+        results.append(_forward_and_gradients(layer, x, forward))
+    (y, gx, grads), (y_c, gx_c, grads_c) = results
+    np.testing.assert_array_equal(y, y_c)
+    np.testing.assert_array_equal(gx, gx_c)
+    assert sorted(grads) == sorted(grads_c) and grads
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], grads_c[name], err_msg=name)
+        assert grads[name].dtype == dtype
+
+
+def test_the_fused_forward_is_one_node_that_keeps_only_what_its_gradients_read():
+    layer = _layer(bias=True)
+    x = Tensor(np.random.default_rng(0).standard_normal((3, 5)), requires_grad=True)
+    y = layer(x)
+    fn = y.grad_fn
+    assert type(fn).__name__ == "LoRALinearFunction"
+    assert all(n is None or n is x or n.requires_grad for n in fn.next_nodes)
+    saved = {k for k, v in vars(fn).items() if isinstance(v, np.ndarray)}
+    # x for nothing (W is frozen), x̃ = x for dL/dA, u for dL/dB, A and B for dL/dx̃, W for dL/dx
+    assert saved == {"x_drop", "u", "a", "b", "w"}
+    layer.lora_a.weight.requires_grad = False  # LoRA-FA
+    fn = layer(x).grad_fn
+    saved = {k for k, v in vars(fn).items() if isinstance(v, np.ndarray)}
+    assert saved == {"u", "a", "b", "w"}  # the layer's input is not kept
+
+
+def test_the_input_gradient_is_right_when_the_input_has_other_uses_too():
+    """Without dropout the fused backward returns x's two gradients summed; x also feeds
+    a second LoRA layer and a plain expression, so its gradient has several parts."""
+    first, second = _layer(bias=True, seed=0), _layer(bias=True, seed=1)
+    for layer in (first, second):
+        _randomise_b(layer, seed=2)
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    assert gradcheck(lambda x_t: first(x_t) * second(x_t) + (x_t * x_t)[:, :4], [x])
+    y = first(Tensor(x, requires_grad=True))
+    assert y.grad_fn.next_nodes[1] is y.grad_fn.next_nodes[0]  # x̃ is x
+
+
 def test_dora_norm_modes_differ_only_in_the_gradient():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 5))

@@ -42,6 +42,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 import lora_np
 from lora_np import ops
 from lora_np.gradcheck import gradcheck
+from lora_np.lora.function import LoRALinearFunction
 from lora_np.nn import conv
 from lora_np.nn import functional as F
 from lora_np.subspace import projections
@@ -220,6 +221,16 @@ def _catalogue(rng: np.random.Generator) -> dict[type[Function], list[Case]]:
         + [
             ((logits,), {"labels": np.array([0, 1, 2, 3]), "reduction": "mean"}),
             ((r(1, 3),), {"labels": np.array([1]), "reduction": "mean"}),
+        ],
+        LoRALinearFunction: [
+            # x, x̃ (another input: dropout's), W (out, in), A (r, in), B (out, r), b
+            ((r(3, 4), r(3, 4), r(5, 4), r(2, 4), r(5, 2), r(5)), {"scaling": 1.5}),
+            ((r(3, 4), r(3, 4), r(5, 4), r(2, 4), r(5, 2)), {"scaling": 0.5}),  # no bias
+            ((r(2, 3, 4), r(2, 3, 4), r(5, 4), r(1, 4), r(5, 1), r(5)), {"scaling": 2.0}),
+            ((r(4), r(4), r(5, 4), r(3, 4), r(5, 3), r(5)), {"scaling": 1.0}),  # one sample
+            # the usual LoRA layer: data in, W and b frozen; and LoRA-FA's frozen A
+            ((Tensor(r(3, 4)),) * 2 + (Tensor(r(5, 4)), r(2, 4), r(5, 2)), {"scaling": 3.0}),
+            ((r(3, 4), r(3, 4), Tensor(r(5, 4)), Tensor(r(2, 4)), r(5, 2)), {"scaling": 3.0}),
         ],
         projections.DenseProject: [
             ((r(3),), {"matrix": projections.draw_dense(7, 3, np.float64, rng)}),

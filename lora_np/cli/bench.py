@@ -1,15 +1,21 @@
-"""``python -m lora_np bench [--json] [--repeats N] [--quick] [--only SECTION ...] [--threads N]``.
+"""``python -m lora_np bench [--json] [--repeats N] [--quick] [--only SECTION ...] [--threads N]
+[--clock CLOCK]``.
 
-Times training steps side by side, in one process, and prints ratios:
+Times training steps side by side, in one process, prints ratios, and measures what a
+step holds in memory:
 
-* ``engine`` — one SGD training step of the same MLP (forward, cross-entropy,
-  ``loss.backward()``, ``optimizer.step()``) through lora_np and written by hand in NumPy
-  (:mod:`lora_np.cli.bench_reference`, the floor for any NumPy engine), for a small MLP
-  (64-128-128-10, batch 64) and a large one (784-1024-1024-10, batch 256).
-  Targets: engine / hand-written <= 1.5 (small) and <= 1.10 (large).
-* ``lora`` — a LoRA (r = 8, every hidden Linear; the head and all biases frozen) training
-  step against a full fine-tuning step of the large MLP, through the engine (target
-  <= 0.80) and by hand; plus trainable parameters and Adam's state in bytes for both.
+* ``engine`` — one SGD training step (forward, cross-entropy, ``loss.backward()``,
+  ``optimizer.step()``) through lora_np and written by hand in NumPy
+  (:mod:`lora_np.cli.bench_reference`, the floor for any NumPy engine), full fine-tuning
+  and LoRA (r = 8 on both hidden layers; the head and the biases frozen), for a small MLP
+  (64-128-128-10, batch 64) and a large one (784-1024-1024-10, batch 256). Targets:
+  engine / hand-written <= 1.30 (small, full), <= 1.45 (small, LoRA), <= 1.05 (large).
+* ``lora`` — a LoRA step against a full fine-tuning step of the large MLP, through the
+  engine (target <= 0.80) and by hand; plus trainable parameters and Adam's state in
+  bytes for both.
+* ``memory`` — the peak memory of one step of full fine-tuning, LoRA and LoRA-FA on the
+  large MLP, through lora_np and by hand, and where it goes
+  (:mod:`lora_np.cli.bench_memory`, which says how it is measured).
 * ``subspace`` — one random-subspace step (θ = θ0 + P·θ_d, only θ_d trains) against a
   direct step of the same model: the digits MLP (D ≈ 26k) at d = 1,000 with a dense and
   a Fastfood P, and the large MLP (D ≈ 1.9M) at d = 10,000 with Fastfood (target <= 3).
@@ -26,7 +32,9 @@ values), float32, with a fixed seed.
 
 On a machine busy with other work, a multithreaded BLAS waits for cores and the small
 steps' times become noise; ``--threads 1`` gives both sides one BLAS thread (``--threads
-0``, the default, leaves BLAS as it is set).
+0``, the default, leaves BLAS as it is set). ``--clock cpu`` times with the process's CPU
+time instead of the wall clock: time spent waiting for a core then does not count (with
+one BLAS thread, the CPU time of a step is its compute time).
 
 A section whose dependency is missing is reported as skipped, with the reason.
 """
@@ -54,7 +62,7 @@ from lora_np.nn import functional as F
 from lora_np.progress import progress_counter
 from lora_np.tensor import Tensor
 
-SECTIONS: tuple[str, ...] = ("engine", "lora", "subspace")
+SECTIONS: tuple[str, ...] = ("engine", "lora", "memory", "subspace")
 
 SMALL: tuple[int, ...] = (64, 128, 128, 10)
 LARGE: tuple[int, ...] = (784, 1024, 1024, 10)
@@ -62,7 +70,17 @@ LEARNING_RATE = 0.01
 SEED = 0
 
 #: the targets each ratio is held to (engine / hand-written NumPy, LoRA / full, subspace / direct)
-TARGETS = {"engine_small": 1.5, "engine_large": 1.10, "lora": 0.80, "subspace_large": 3.0}
+TARGETS = {
+    "engine_small": 1.30,
+    "engine_small_lora": 1.45,
+    "engine_large": 1.05,
+    "engine_large_lora": 1.05,
+    "lora": 0.80,
+    "subspace_large": 3.0,
+}
+
+#: what ``--clock`` measures: the wall clock, or the CPU time of this process
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 StepFn = Callable[[], Any]
 
@@ -71,15 +89,19 @@ StepFn = Callable[[], Any]
 
 
 DESCRIPTION = """\
-Time training steps side by side, in one process, and print their ratios:
-  engine    an SGD step of the same MLP through lora_np and written by hand in NumPy
-            (64-128-128-10, batch 64, and 784-1024-1024-10, batch 256)
+Time training steps side by side, in one process, print their ratios, and measure
+what a step holds in memory:
+  engine    an SGD step of the same MLP through lora_np and written by hand in NumPy,
+            full fine-tuning and LoRA r = 8 (64-128-128-10, batch 64, and
+            784-1024-1024-10, batch 256)
   lora      a LoRA step (r = 8 on every hidden layer) against a full fine-tuning step,
             through the engine and by hand; trainable parameters and Adam's state in bytes
+  memory    the peak memory of one step (tracemalloc) of full fine-tuning, LoRA and
+            LoRA-FA, through lora_np and by hand, and where it goes
   subspace  a random-subspace step (theta = theta0 + P theta_d) against a direct step
 Each ratio is the median over interleaved rounds of the per-round ratio, shown with its
 quartiles, so both sides are timed under the same load. On a busy machine, --threads 1
-gives both sides one BLAS thread.
+gives both sides one BLAS thread, and --clock cpu leaves out the time spent waiting.
 """
 
 
@@ -107,6 +129,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_threads_option(parser, default=0)
     parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="time with the wall clock or with this process's CPU time",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bar (it is drawn only on a terminal, never into a log)",
@@ -122,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             repeats=repeats,
             quick=bool(args.quick),
             progress=not args.no_progress,
+            clock=args.clock,
         )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -135,6 +164,7 @@ def benchmark(
     repeats: int = 15,
     quick: bool = False,
     progress: bool = True,
+    clock: str = "wall",
 ) -> dict[str, Any]:
     """Run the sections; return a JSON-ready dict (see :func:`format_table` for its use)."""
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -142,13 +172,21 @@ def benchmark(
         raise ValueError(f"unknown bench sections {unknown}; expected some of {list(SECTIONS)}")
     if not is_positive_int(repeats):
         raise ValueError(f"benchmark: repeats must be an int >= 1, got {repeats!r}")
-    timer = Timer(repeats=repeats, block=0.0 if quick else 0.1)
-    runners = {"engine": engine_section, "lora": lora_section, "subspace": subspace_section}
+    if clock not in CLOCKS:
+        raise ValueError(f"benchmark: clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    timer = Timer(repeats=repeats, block=0.0 if quick else 0.1, clock=clock)
+    runners = {
+        "engine": engine_section,
+        "lora": lora_section,
+        "memory": memory_section,
+        "subspace": subspace_section,
+    }
     results: dict[str, Any] = {
         "environment": environment(),
         "timing": {
             "repeats": repeats,
             "block_seconds": timer.block,
+            "clock": clock,
             "statistic": "median over interleaved rounds of the per-round ratio",
             "quick": quick,
         },
@@ -169,8 +207,10 @@ def benchmark(
 class Timer:
     """Interleaved timing of several step functions (see the module docstring)."""
 
-    def __init__(self, repeats: int, block: float) -> None:
+    def __init__(self, repeats: int, block: float, clock: str = "wall") -> None:
         self.repeats, self.block = int(repeats), float(block)
+        self.clock = clock
+        self._now = CLOCKS[clock]
 
     def measure(self, steps: dict[str, StepFn]) -> dict[str, np.ndarray]:
         """Seconds per step of each function, one entry per round."""
@@ -181,19 +221,19 @@ class Timer:
             if self.block <= 0:
                 per_block[name] = 1
                 continue
-            start = time.perf_counter()
+            start = self._now()
             steps[name]()
-            elapsed = time.perf_counter() - start
+            elapsed = self._now() - start
             per_block[name] = max(1, math.ceil(self.block / max(elapsed, 1e-9)))
         times: dict[str, list[float]] = {name: [] for name in names}
         for round_index in range(self.repeats):
             order = names if round_index % 2 == 0 else names[::-1]
             for name in order:
                 fn, count = steps[name], per_block[name]
-                start = time.perf_counter()
+                start = self._now()
                 for _ in range(count):
                     fn()
-                times[name].append((time.perf_counter() - start) / count)
+                times[name].append((self._now() - start) / count)
         return {name: np.asarray(t) for name, t in times.items()}
 
 
@@ -257,33 +297,42 @@ def _check_row(check: float) -> dict[str, Any]:
 # =========================================================================== sections
 
 
-def engine_section(timer: Timer) -> dict[str, Any]:
-    """Engine vs hand-written NumPy, one SGD step of the small and the large MLP."""
+#: the engine section's comparisons: (name, MLP sizes, batch, what trains)
+ENGINE_CASES = (
+    ("engine_small", SMALL, 64, "full"),
+    ("engine_small_lora", SMALL, 64, "lora"),
+    ("engine_large", LARGE, 256, "full"),
+    ("engine_large_lora", LARGE, 256, "lora"),
+)
+
+
+def engine_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, Any]:
+    """Engine vs hand-written NumPy, one SGD step of the small and the large MLP, full
+    fine-tuning and LoRA (the models of :func:`lora_np.cli.bench_memory.build`)."""
     try:
+        from lora_np.cli.bench_memory import build, trainable, weight_difference
         from lora_np.optim import SGD
     except ImportError as err:
-        return _skipped(f"lora_np.optim is not importable ({err})")
+        return _skipped(f"lora_np.optim or lora_np.lora is not importable ({err})")
     rows = []
-    for key, sizes, batch in (("engine_small", SMALL, 64), ("engine_large", LARGE, 256)):
-        rng = np.random.default_rng(SEED)
-        model = _mlp(sizes, rng)
-        x, y = _batch(sizes, batch, rng)
-        layers = _linears(model)
-        reference = ReferenceMLP([m.weight.data for m in layers], [m.bias.data for m in layers])
-        optimizer = SGD(model.parameters(), lr=LEARNING_RATE)
+    for key, sizes, batch, kind in ENGINE_CASES:
+        setup = build(sizes, batch, rank, alpha, seed=SEED)
+        model, reference = setup.models[kind], setup.references[kind]
+        optimizer = SGD(trainable(model), lr=LEARNING_RATE)
         steps = {
-            "engine": engine_step(model, optimizer, x, y),
-            "numpy": lambda ref=reference, x=x, y=y: ref.step(x, y, LEARNING_RATE),
+            "engine": engine_step(model, optimizer, setup.x, setup.y),
+            "numpy": lambda ref=reference, x=setup.x, y=setup.y: ref.step(x, y, LEARNING_RATE),
         }
         steps["engine"]()
         steps["numpy"]()
-        check = _max_difference([m.weight.data for m in layers], reference.weights)
+        check = weight_difference(kind, model, reference)
         times = timer.measure(steps)
         rows.append(
             {
                 "name": key,
                 "model": "-".join(map(str, sizes)),
                 "batch": batch,
+                "step": "full" if kind == "full" else f"LoRA r={rank}",
                 "engine_ms": milliseconds(times["engine"]),
                 "numpy_ms": milliseconds(times["numpy"]),
                 "ratio": ratio(times, "engine", "numpy"),
@@ -295,6 +344,16 @@ def engine_section(timer: Timer) -> dict[str, Any]:
     for row in rows:
         row["met"] = row["ratio"] <= row["target"]
     return {"status": "ok", "what": "engine / hand-written NumPy, one SGD step", "rows": rows}
+
+
+def memory_section(timer: Timer) -> dict[str, Any]:
+    """Peak memory of one step and where it goes (:mod:`lora_np.cli.bench_memory`); not
+    timed, so the timer's settings do not apply."""
+    try:
+        from lora_np.cli import bench_memory
+    except ImportError as err:
+        return _skipped(f"lora_np.lora or lora_np.optim is not importable ({err})")
+    return bench_memory.memory_section()
 
 
 def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, Any]:
@@ -490,7 +549,7 @@ def format_table(results: dict[str, Any]) -> str:
     blas = env.get("blas") or {}
     lines = [
         "lora_np bench: training steps timed side by side "
-        f"({timing['statistic']}, {timing['repeats']} rounds"
+        f"({timing['statistic']}, {timing['repeats']} rounds, {timing['clock']} clock"
         f"{', QUICK: not a measurement' if timing['quick'] else ''})",
         f"numpy {env['numpy']}, BLAS {blas.get('internal_api', '?')} {blas.get('version', '')} "
         f"({blas.get('architecture', '?')}, {blas.get('num_threads', '?')} threads), "
@@ -505,13 +564,14 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(f"  SKIPPED: {sec['reason']}")
         else:
             lines.append(
-                f"  {'MLP':<20} {'batch':>5} {'engine ms':>10} {'numpy ms':>9} "
+                f"  {'MLP':<18} {'batch':>5} {'step':<9} {'engine ms':>10} {'numpy ms':>9} "
                 f"{'ratio':>6} {'q1-q3':>11}  target"
             )
             for row in sec["rows"]:
                 lines.append(
-                    f"  {row['model']:<20} {row['batch']:>5} {row['engine_ms']:>10.3f} "
-                    f"{row['numpy_ms']:>9.3f} {row['ratio']:>6.2f} {_spread(row)}  {_status(row)}"
+                    f"  {row['model']:<18} {row['batch']:>5} {row['step']:<9} "
+                    f"{row['engine_ms']:>10.3f} {row['numpy_ms']:>9.3f} {row['ratio']:>6.2f} "
+                    f"{_spread(row)}  {_status(row)}"
                 )
                 if not row["same_update"]:
                     lines.append(
@@ -545,6 +605,10 @@ def format_table(results: dict[str, Any]) -> str:
                 lines.append(
                     "  WARNING: the two LoRA steps disagree; the ratio compares unlike work"
                 )
+    if "memory" in sections:
+        from lora_np.cli.bench_memory import format_memory
+
+        lines += format_memory(sections["memory"])
     if "subspace" in sections:
         sec = sections["subspace"]
         lines += ["", "[subspace] subspace step (θ = θ0 + P·θ_d) / direct step"]

@@ -19,6 +19,10 @@ W and b and trains, on the adapted layers, ``z = h·Wᵀ + b + s·(h·Aᵀ)·B�
 * ``dL/dB = s·Gᵀ·u`` with ``u = h·Aᵀ``;  ``dL/du = s·G·B``;  ``dL/dA = (dL/du)ᵀ·h``
 * ``dL/dh = G·W + (dL/du)·A``   (not computed for the first layer: x needs no gradient)
 
+The LoRA-FA step (:class:`ReferenceLoRAFAMLP`) freezes A as well, so dL/dA is not
+computed and nothing of a layer's input h is needed but relu's mask ``[h > 0]``: it keeps
+that (booleans) and u, and drops h itself as soon as the next layer has used it.
+
 They are the benchmark's reference, not part of the library: only the bench imports them.
 """
 
@@ -134,5 +138,47 @@ class ReferenceLoRAMLP:
                 g = g_prev * (h_prev > 0)
             if i in self.adapters:
                 a -= lr * grad_a
+                b_up -= lr * grad_b_up
+        return loss
+
+
+class ReferenceLoRAFAMLP(ReferenceLoRAMLP):
+    """The LoRA MLP with A frozen too (LoRA-FA, Zhang et al. 2023): only the B's train.
+
+    Its step keeps only what that backward reads: for each adapted layer u = h·Aᵀ (for
+    dL/dB), and for each layer after the first the mask ``[h > 0]`` of its input (to go
+    back through the relu before it) — never h itself.
+    """
+
+    def step(self, x: np.ndarray, labels: np.ndarray, lr: float) -> float:
+        """One SGD step of the B matrices on (x, labels); returns the loss before the step."""
+        s = self.scaling
+        last = len(self.weights) - 1
+        masks, downs = {}, {}
+        h = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if i > 0:
+                masks[i] = h > 0  # h = relu(z): all that backward needs of it
+            z = h @ w.T + b
+            if i in self.adapters:
+                a, b_up = self.adapters[i]
+                downs[i] = h @ a.T  # u = h·Aᵀ, shape (N, r)
+                z += s * (downs[i] @ b_up.T)
+            h = np.maximum(z, 0) if i < last else z
+        loss, g = _softmax_cross_entropy(h, labels)
+        for i in range(last, -1, -1):
+            w = self.weights[i]
+            grad_b_up = grad_down = None
+            if i in self.adapters:
+                a, b_up = self.adapters[i]
+                grad_b_up = s * (g.T @ downs[i])
+                if i > 0:
+                    grad_down = s * (g @ b_up)
+            if i > 0:
+                g_prev = g @ w
+                if grad_down is not None:
+                    g_prev += grad_down @ a
+                g = g_prev * masks[i]
+            if grad_b_up is not None:
                 b_up -= lr * grad_b_up
         return loss

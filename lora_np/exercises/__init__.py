@@ -31,6 +31,7 @@ from lora_np.exercises import (  # noqa: F401  (importing a module registers its
     gradients,
     intrinsic_dimension,
     lora_layer,
+    memory,
     rank,
     scaling,
     variants,

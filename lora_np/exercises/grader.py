@@ -322,6 +322,23 @@ def as_number(value: Any, what: str, where: str = "", none_hint: str = "") -> fl
     return float(value)
 
 
+def as_int(value: Any, what: str, where: str = "", none_hint: str = "") -> int:
+    """``value`` as a Python int: a whole number given as a Python or NumPy integer (or a
+    0-d integer array), not a float, however whole."""
+    if value is None:
+        raise ExerciseError(
+            f"{what} is None{where}: expected an int{none_hint or '; is a `return` missing?'}"
+        )
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ExerciseError(
+            f"{what} is {_describe(value)}{where}; expected a whole number (an int: integer "
+            "arithmetic, // rather than /)"
+        )
+    return int(value)
+
+
 # =========================================================================== comparing
 
 

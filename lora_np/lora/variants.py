@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lora_np.lora.function import lora_linear
 from lora_np.lora.options import LoRAOptions
 from lora_np.tensor import Tensor
 
@@ -69,7 +70,26 @@ class LoRAVariant:
         ]
 
     def forward(self, layer: LoRALinear, x: Tensor) -> Tensor:
-        """h = linear(x) + s·lora_b(lora_a(dropout(x)))."""
+        """h = linear(x) + s·lora_b(lora_a(dropout(x))), as one node.
+
+        :func:`~lora_np.lora.function.lora_linear` computes what :meth:`forward_composite`
+        computes, the same numbers and gradients (its docstring says when the input's
+        gradient may be summed in another order), in one node of the graph instead of
+        five, and keeps only what the needed gradients read.
+        """
+        linear = layer.linear
+        return lora_linear(
+            x,
+            layer.dropout(x),
+            linear.weight,
+            linear.bias,
+            layer.lora_a.weight,
+            layer.lora_b.weight,
+            layer.scaling,
+        )
+
+    def forward_composite(self, layer: LoRALinear, x: Tensor) -> Tensor:
+        """The same forward, written with the layer's submodules (five nodes)."""
         # the output of the original model
         frozen_out = layer.linear(x)
         # lora_a projects inputs down to rank r, then lora_b projects back up
