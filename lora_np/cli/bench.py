@@ -19,6 +19,10 @@ step holds in memory:
 * ``subspace`` — one random-subspace step (θ = θ0 + P·θ_d, only θ_d trains) against a
   direct step of the same model: the digits MLP (D ≈ 26k) at d = 1,000 with a dense and
   a Fastfood P, and the large MLP (D ≈ 1.9M) at d = 10,000 with Fastfood (target <= 3).
+* ``gpt`` — an Adam step of the tiny GPT (full fine-tuning, and LoRA on q and v) through
+  lora_np against PyTorch eager on a twin with the same weights, one thread each, and
+  their memory (:mod:`lora_np.cli.bench_gpt`; PyTorch is optional, without it only
+  lora_np is timed).
 
 How it is timed: every step of a comparison is first run once (warm-up, and a check that
 the engine and the hand-written step compute the same update), then the steps take
@@ -62,7 +66,7 @@ from lora_np.nn import functional as F
 from lora_np.progress import progress_counter
 from lora_np.tensor import Tensor
 
-SECTIONS: tuple[str, ...] = ("engine", "lora", "memory", "subspace")
+SECTIONS: tuple[str, ...] = ("engine", "lora", "memory", "subspace", "gpt")
 
 SMALL: tuple[int, ...] = (64, 128, 128, 10)
 LARGE: tuple[int, ...] = (784, 1024, 1024, 10)
@@ -99,6 +103,8 @@ what a step holds in memory:
   memory    the peak memory of one step (tracemalloc) of full fine-tuning, LoRA and
             LoRA-FA, through lora_np and by hand, and where it goes
   subspace  a random-subspace step (theta = theta0 + P theta_d) against a direct step
+  gpt       a step of the tiny GPT (full, and LoRA on q and v) against PyTorch eager on
+            the same model (if PyTorch is installed), and its memory
 Each ratio is the median over interleaved rounds of the per-round ratio, shown with its
 quartiles, so both sides are timed under the same load. On a busy machine, --threads 1
 gives both sides one BLAS thread, and --clock cpu leaves out the time spent waiting.
@@ -180,6 +186,7 @@ def benchmark(
         "lora": lora_section,
         "memory": memory_section,
         "subspace": subspace_section,
+        "gpt": gpt_section,
     }
     results: dict[str, Any] = {
         "environment": environment(),
@@ -354,6 +361,13 @@ def memory_section(timer: Timer) -> dict[str, Any]:
     except ImportError as err:
         return _skipped(f"lora_np.lora or lora_np.optim is not importable ({err})")
     return bench_memory.memory_section()
+
+
+def gpt_section(timer: Timer) -> dict[str, Any]:
+    """The tiny GPT's step through lora_np and PyTorch eager (:mod:`lora_np.cli.bench_gpt`)."""
+    from lora_np.cli.bench_gpt import gpt_section as measure
+
+    return measure(timer)
 
 
 def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, Any]:
@@ -609,6 +623,10 @@ def format_table(results: dict[str, Any]) -> str:
         from lora_np.cli.bench_memory import format_memory
 
         lines += format_memory(sections["memory"])
+    if "gpt" in sections:
+        from lora_np.cli.bench_gpt import format_gpt_section
+
+        lines += format_gpt_section(sections["gpt"])
     if "subspace" in sections:
         sec = sections["subspace"]
         lines += ["", "[subspace] subspace step (θ = θ0 + P·θ_d) / direct step"]
