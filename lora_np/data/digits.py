@@ -11,14 +11,13 @@ sweep and of notebook 03).
 
 from __future__ import annotations
 
-import hashlib
 import io
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lora_np.data.shipped import read_shipped
 from lora_np.data.splits import Standardizer, train_test_split
 
 #: SHA-256 of the shipped ``lora_np/data/datasets/digits.npz`` (written by
@@ -32,22 +31,6 @@ DIGITS_CITATION = (
     "Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of Handwritten Digits "
     "[Dataset]. UCI Machine Learning Repository. https://doi.org/10.24432/C50P49"
 )
-
-
-def _read_digits_bytes(path: str | Path | None) -> tuple[bytes, str]:
-    """The raw bytes of the digits archive and a name for it to use in errors."""
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"load_digits: no file at {str(path)!r}")
-        return path.read_bytes(), str(path)
-    resource = resources.files("lora_np.data") / "datasets" / "digits.npz"
-    if not resource.is_file():
-        raise FileNotFoundError(
-            "load_digits: the packaged file lora_np/data/datasets/digits.npz is missing; "
-            "reinstall lora_np (it ships as package data)"
-        )
-    return resource.read_bytes(), "lora_np/data/datasets/digits.npz"
 
 
 def load_digits(
@@ -68,14 +51,15 @@ def load_digits(
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"load_digits: dtype must be a floating dtype, got {dtype}")
-    raw, name = _read_digits_bytes(path)
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != DIGITS_SHA256:
-        raise ValueError(
-            f"load_digits: {name} is corrupt or not the shipped digits file: its SHA-256 "
-            f"is {digest}, expected {DIGITS_SHA256}. Reinstall lora_np, or rebuild the file "
-            "with tools/make_digits_npz.py"
-        )
+    raw, _ = read_shipped(
+        "lora_np.data",
+        "datasets/digits.npz",
+        DIGITS_SHA256,
+        path=path,
+        who="load_digits",
+        what="the shipped digits file",
+        rebuilt_by="tools/make_digits_npz.py",
+    )
     with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
         X, y = archive["X"], archive["y"]
     return X.astype(dtype), y.astype(np.int64)

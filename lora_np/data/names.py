@@ -20,13 +20,12 @@ after an end token and stops at the next one: for ``"ann"`` the model reads
 from __future__ import annotations
 
 import gzip
-import hashlib
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from lora_np.checks import is_int
+from lora_np.data.shipped import read_shipped
 
 #: SHA-256 of the shipped ``census_names.txt.gz`` (written by ``tools/make_names_data.py``).
 NAMES_SHA256 = "7c258e0a5a6999fe3d0f830cddf258296debe16715181bc3d17efc4b78259693"
@@ -49,21 +48,6 @@ NAMES_CITATION = (
 )
 
 _FILE = "census_names.txt.gz"
-
-
-def _read_bytes(path: str | Path | None) -> tuple[bytes, str]:
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"load_names: no file at {str(path)!r}")
-        return path.read_bytes(), str(path)
-    resource = resources.files("lora_np.data") / "datasets" / _FILE
-    if not resource.is_file():
-        raise FileNotFoundError(
-            f"load_names: the packaged file lora_np/data/datasets/{_FILE} is missing; "
-            "reinstall lora_np (it ships as package data)"
-        )
-    return resource.read_bytes(), f"lora_np/data/datasets/{_FILE}"
 
 
 def _parse(text: str, name: str) -> dict[str, list[str]]:
@@ -92,14 +76,15 @@ def load_names(kind: str = "surnames", *, path: str | Path | None = None) -> lis
     """
     if kind not in KINDS:
         raise ValueError(f"load_names: kind must be one of {KINDS}, got {kind!r}")
-    raw, name = _read_bytes(path)
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != NAMES_SHA256:
-        raise ValueError(
-            f"load_names: {name} is corrupt or not the shipped names file: its SHA-256 is "
-            f"{digest}, expected {NAMES_SHA256}. Reinstall lora_np, or rebuild the file with "
-            "tools/make_names_data.py"
-        )
+    raw, name = read_shipped(
+        "lora_np.data",
+        f"datasets/{_FILE}",
+        NAMES_SHA256,
+        path=path,
+        who="load_names",
+        what="the shipped names file",
+        rebuilt_by="tools/make_names_data.py",
+    )
     lists = _parse(gzip.decompress(raw).decode("utf-8"), name)
     if kind == "first":
         return list(dict.fromkeys(lists["female"] + lists["male"]))

@@ -96,6 +96,22 @@ def train_fixed_budget(
     overflow warnings nor fit's DivergenceWarning are shown; the losses tell.
     """
     opt = make_optimizer(optimizer, trainable(model), lr)
+    return _steps(model, opt, X, targets, steps=steps, loss=loss, batch_size=batch_size, rng=rng)
+
+
+def _steps(
+    model: Module,
+    opt: Any,
+    X: np.ndarray,
+    targets: np.ndarray,
+    *,
+    steps: int,
+    loss: Any,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> list[float] | None:
+    """``steps`` steps of ``opt`` through :func:`lora_np.train.fit`, quietly (see
+    :func:`train_fixed_budget`): the per-step losses, or None if the run diverged."""
     try:
         with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
@@ -144,22 +160,12 @@ def train_with_curve(
     done = 0
     while done < steps:
         chunk = min(eval_every, steps - done)
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):
-                history = fit(
-                    model,
-                    (X, targets),
-                    optimizer=opt,
-                    loss=loss,
-                    steps=chunk,
-                    batch_size=batch_size,
-                    eval_every=chunk,
-                    progress=False,
-                    rng=rng,
-                )
-        except FloatingPointError:
+        chunk_losses = _steps(
+            model, opt, X, targets, steps=chunk, loss=loss, batch_size=batch_size, rng=rng
+        )
+        if chunk_losses is None:
             return None
-        losses.extend(history.loss)
+        losses.extend(chunk_losses)
         accuracies.append(accuracy(model, X_test, labels_test))
         done += chunk
     return losses, accuracies
