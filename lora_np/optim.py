@@ -117,14 +117,18 @@ class Optimizer:
                         continue
                     if type(grad) is not np.ndarray:
                         grad = np.asarray(grad)
-                    if grad.shape != p.data.shape:
+                    data = p.data
+                    if grad.shape != data.shape:
                         raise ValueError(
                             f"{type(self).__name__}.step: a gradient of shape {grad.shape} "
-                            f"for a parameter of shape {p.shape}"
+                            f"for a parameter of shape {data.shape}"
                         )
-                    if not p.data.flags.writeable:
-                        p.data = p.data.copy()
-                    self._update(p, grad, self.state.setdefault(p, {}), settings)
+                    if not data.flags.writeable:
+                        p.data = data.copy()
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = {}
+                    self._update(p, grad, state, settings)
 
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
@@ -223,12 +227,14 @@ def _plain_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     Read once per group at each step, so a changed ``group["lr"]`` (a schedule) counts.
     """
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, tuple):
-            return tuple(plain(v) for v in value)
-        return float(value) if isinstance(value, np.number) else value
-
-    return {key: plain(value) for key, value in group.items() if key != "params"}
+    settings = dict(group)
+    del settings["params"]
+    for key, value in settings.items():
+        if isinstance(value, np.number):
+            settings[key] = float(value)
+        elif type(value) is tuple:  # betas
+            settings[key] = tuple([float(v) if isinstance(v, np.number) else v for v in value])
+    return settings
 
 
 def _check_number(name: str, value: Any, low: float | None = None) -> None:

@@ -33,8 +33,6 @@ it and allow another pass; gradients then accumulate again.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any, Union
 
 import numpy as np
@@ -52,16 +50,21 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Context manager: operations inside record no graph (inference, optimizer steps)."""
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = False
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = previous
+class no_grad:  # noqa: N801 (PyTorch's name)
+    """Context manager: operations inside record no graph (inference, optimizer steps).
+
+    ``with no_grad(): ...`` turns recording off and, on the way out (even through an
+    exception), back to what it was, so blocks nest.
+    """
+
+    def __enter__(self) -> None:
+        global _GRAD_ENABLED
+        self.previous = _GRAD_ENABLED
+        _GRAD_ENABLED = False
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _GRAD_ENABLED
+        _GRAD_ENABLED = self.previous
 
 
 class Function:
