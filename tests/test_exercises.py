@@ -83,7 +83,7 @@ def test_there_are_at_least_16_exercises_and_one_per_notebook() -> None:
     infos = list_exercises()
     assert len(infos) >= 16
     notebooks = {info.notebook[:2] for info in infos}
-    assert {f"{n:02d}" for n in range(1, 9)} <= notebooks
+    assert {f"{n:02d}" for n in range(1, 11)} <= notebooks
     assert len(set(NAMES)) == len(NAMES)
 
 
@@ -469,6 +469,26 @@ def _activation_bytes_wrong(mistake: str) -> Callable:
         return total / 1 if mistake == "a float" else total
 
     return activation_bytes
+
+
+def _causal_attention_wrong(mistake: str) -> Callable:
+    def causal_attention(q, k, v):
+        size, length = q.shape[-1], q.shape[-2]
+        scale = {"no scale": 1.0, "scaled by sqrt(T)": np.sqrt(length)}.get(mistake, np.sqrt(size))
+        scores = q @ np.swapaxes(k, -1, -2) / scale
+        if mistake != "no mask":
+            diagonal = 0 if mistake == "diagonal masked" else 1
+            future = np.triu(np.ones((length, length), dtype=bool), k=diagonal)
+            scores = np.where(future, -np.inf, scores)
+        axis = -2 if mistake == "softmax over the queries" else -1
+        with np.errstate(over="ignore", invalid="ignore"):  # the mistakes give inf and NaN
+            if mistake != "no maximum subtracted":
+                scores = scores - scores.max(axis=axis, keepdims=True)
+            weights = np.exp(scores)
+            weights = weights / weights.sum(axis=axis, keepdims=True)
+        return weights @ v
+
+    return causal_attention
 
 
 WRONG: list[tuple[str, str, Any, str]] = [
@@ -969,6 +989,43 @@ WRONG: list[tuple[str, str, Any, str]] = [
         _activation_bytes_wrong("a float"),
         r"is float \d+\.0 for sizes .*expected a whole number \(an int",
     ),
+    (
+        "causal_attention",
+        "no causal mask",
+        _causal_attention_wrong("no mask"),
+        r"your out at position \d+ changes when only the key and value at the later "
+        r"position \d+ change.*sees the future",
+    ),
+    (
+        "causal_attention",
+        "the diagonal masked too (np.triu with k=0)",
+        _causal_attention_wrong("diagonal masked"),
+        r"NaN or infinite entries",
+    ),
+    (
+        "causal_attention",
+        "scores not divided by sqrt(d)",
+        _causal_attention_wrong("no scale"),
+        r"your out is wrong .*CausalAttentionFunction",
+    ),
+    (
+        "causal_attention",
+        "divided by sqrt(T) instead of sqrt(d)",
+        _causal_attention_wrong("scaled by sqrt(T)"),
+        r"your out is wrong",
+    ),
+    (
+        "causal_attention",
+        "softmax over the queries",
+        _causal_attention_wrong("softmax over the queries"),
+        r"your out (is wrong|at position)",
+    ),
+    (
+        "causal_attention",
+        "no row maximum subtracted before exp",
+        _causal_attention_wrong("no maximum subtracted"),
+        r"NaN or infinite entries .*with large scores \(case 6 of 6\); an overflow",
+    ),
 ]
 
 
@@ -1000,6 +1057,7 @@ KINDS = {
         "fastfood_transpose",
         "first_step_update",
         "dora_weight",
+        "causal_attention",
     },
     "tuple": {"matmul_vjp", "lora_vjp", "pissa_init"},
     "number": {"lora_scaling", "dint90", "subspace_similarity", "amplification_factor"},

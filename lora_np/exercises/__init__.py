@@ -27,6 +27,7 @@ statement. The notebooks in ``notebooks/student/`` hold the same exercises as st
 """
 
 from lora_np.exercises import (  # noqa: F401  (importing a module registers its exercises)
+    attention,
     autograd,
     gradients,
     intrinsic_dimension,
