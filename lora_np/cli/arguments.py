@@ -98,6 +98,15 @@ def add_threads_option(parser: argparse.ArgumentParser, default: int) -> None:
     )
 
 
+def add_no_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``: the commands that draw progress bars can be told not to."""
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal, never into a log)",
+    )
+
+
 def blas_threads(threads: int) -> contextlib.AbstractContextManager[Any]:
     """A context limiting BLAS to ``threads`` threads (threadpoolctl), or doing nothing
     when ``threads`` is 0."""

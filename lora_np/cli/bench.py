@@ -59,7 +59,12 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from lora_np.checks import is_positive_int
-from lora_np.cli.arguments import add_threads_option, blas_threads, positive_int
+from lora_np.cli.arguments import (
+    add_no_progress_option,
+    add_threads_option,
+    blas_threads,
+    positive_int,
+)
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.nn import MLP, Linear, Module, linear_layers
 from lora_np.nn import functional as F
@@ -140,11 +145,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="wall",
         help="time with the wall clock or with this process's CPU time",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it is drawn only on a terminal, never into a log)",
-    )
+    add_no_progress_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lora_np.cli.arguments import nonnegative_int, positive_float, positive_int
+from lora_np.cli.arguments import (
+    add_no_progress_option,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from lora_np.data import digits_split
 from lora_np.nn import MLP
 from lora_np.optim import Adam
@@ -103,11 +108,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="drives the initial weights and batch order (N >= 0)",
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it is drawn only on a terminal, never into a log)",
-    )
+    add_no_progress_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

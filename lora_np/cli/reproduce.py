@@ -18,7 +18,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from lora_np.cli.arguments import add_threads_option, blas_threads, nonnegative_int, writable_folder
+from lora_np.cli.arguments import (
+    add_no_progress_option,
+    add_threads_option,
+    blas_threads,
+    nonnegative_int,
+    writable_folder,
+)
 from lora_np.experiments import load, names
 from lora_np.experiments.common import jsonable
 from lora_np.files import write_atomic
@@ -71,11 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=nonnegative_int, default=0, metavar="N", help="random seed (N >= 0)"
     )
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are drawn only on a terminal, never into a log)",
-    )
+    add_no_progress_option(parser)
     add_threads_option(parser, default=1)
 
 
