@@ -65,11 +65,10 @@ from lora_np.cli.arguments import (
     blas_threads,
     positive_int,
 )
+from lora_np.cli.bench_memory import StepFn, training_step
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
 from lora_np.nn import MLP, Linear, Module, linear_layers
-from lora_np.nn import functional as F
 from lora_np.progress import progress_counter
-from lora_np.tensor import Tensor
 
 SECTIONS: tuple[str, ...] = ("engine", "lora", "memory", "subspace", "gpt")
 
@@ -90,8 +89,6 @@ TARGETS = {
 
 #: what ``--clock`` measures: the wall clock, or the CPU time of this process
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-
-StepFn = Callable[[], Any]
 
 
 # =========================================================================== CLI
@@ -279,20 +276,6 @@ def _linears(model: Module) -> list[Linear]:
     return [m for _, m in linear_layers(model)]
 
 
-def engine_step(model: Module, optimizer: Any, x: np.ndarray, y: np.ndarray) -> StepFn:
-    """One training step through the engine: forward, loss, backward, optimizer step."""
-    inputs = Tensor(x)
-
-    def step() -> Tensor:
-        loss = F.cross_entropy(model(inputs), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
-
-
 def _max_difference(first: list[np.ndarray], second: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(a - b))) for a, b in zip(first, second, strict=True))
 
@@ -328,7 +311,7 @@ def engine_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str
         model, reference = setup.models[kind], setup.references[kind]
         optimizer = SGD(trainable(model), lr=LEARNING_RATE)
         steps = {
-            "engine": engine_step(model, optimizer, setup.x, setup.y),
+            "engine": training_step(model, optimizer, setup.x, setup.y),
             "numpy": lambda ref=reference, x=setup.x, y=setup.y: ref.step(x, y, LEARNING_RATE),
         }
         steps["engine"]()
@@ -400,8 +383,8 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
     ref_lora = ReferenceLoRAMLP(weights, biases, adapters, scaling=adapted[0][1].scaling)
     trainable = [p for p in lora.parameters() if p.requires_grad]
     steps = {
-        "engine_lora": engine_step(lora, SGD(trainable, lr=LEARNING_RATE), x, y),
-        "engine_full": engine_step(full, SGD(full.parameters(), lr=LEARNING_RATE), x, y),
+        "engine_lora": training_step(lora, SGD(trainable, lr=LEARNING_RATE), x, y),
+        "engine_full": training_step(full, SGD(full.parameters(), lr=LEARNING_RATE), x, y),
         "numpy_lora": lambda: ref_lora.step(x, y, LEARNING_RATE),
         "numpy_full": lambda: ref_full.step(x, y, LEARNING_RATE),
     }
@@ -418,7 +401,7 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
         """Bytes of Adam's state after one step (m and v for each trainable parameter)."""
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = Adam(params, lr=1e-3)
-        engine_step(model, optimizer, x, y)()
+        training_step(model, optimizer, x, y)()
         return sum(
             value.nbytes
             for state in optimizer.state.values()
@@ -487,11 +470,11 @@ def subspace_section(timer: Timer) -> dict[str, Any]:
         steps = {}
         for d, projection in variants:
             sub = SubspaceModel(model, d, projection=projection, rng=rng)
-            steps[f"{projection}_{d}"] = engine_step(
+            steps[f"{projection}_{d}"] = training_step(
                 sub, SGD(sub.parameters(), lr=LEARNING_RATE), x, y
             )
         # the direct step trains the model itself, so it comes after the copies above
-        steps["direct"] = engine_step(model, SGD(model.parameters(), lr=LEARNING_RATE), x, y)
+        steps["direct"] = training_step(model, SGD(model.parameters(), lr=LEARNING_RATE), x, y)
         times = timer.measure(steps)
         for d, projection in variants:
             key = f"{projection}_{d}"
