@@ -33,6 +33,8 @@ it and allow another pass; gradients then accumulate again.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Union
 
 import numpy as np
@@ -54,8 +56,17 @@ class no_grad:  # noqa: N801 (PyTorch's name)
     """Context manager: operations inside record no graph (inference, optimizer steps).
 
     ``with no_grad(): ...`` turns recording off and, on the way out (even through an
-    exception), back to what it was, so blocks nest.
+    exception), back to what it was, so blocks nest. As in PyTorch it also decorates a
+    function: ``@no_grad()`` runs each call inside its own such block.
     """
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def without_grad(*args: Any, **kwargs: Any) -> Any:
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return without_grad
 
     def __enter__(self) -> None:
         global _GRAD_ENABLED

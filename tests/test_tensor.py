@@ -319,6 +319,15 @@ def test_no_grad_nests_and_restores_after_an_error() -> None:
     assert is_grad_enabled()
 
 
+def test_no_grad_decorates_a_function_and_recursion_restores_it() -> None:
+    @no_grad()
+    def depth(n: int) -> bool:
+        return depth(n - 1) if n else is_grad_enabled()
+
+    assert depth(3) is False
+    assert is_grad_enabled()
+
+
 def test_detach_cuts_the_graph() -> None:
     x = leaf(3)
     y = x * 2.0
