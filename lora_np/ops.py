@@ -440,18 +440,11 @@ class SoftmaxCrossEntropy(Function):
     """
 
     def __init__(self, labels: np.ndarray, reduction: str = "mean") -> None:
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
-            )
-        self.labels, self.reduction = labels, reduction
+        check_reduction(reduction, "cross_entropy")
+        self.labels, self.reduction = np.asarray(labels), reduction
 
     def forward(self, z: np.ndarray) -> np.ndarray:
-        if z.ndim != 2 or self.labels.shape != z.shape[:1] or z.shape[0] == 0:
-            raise ValueError(
-                f"SoftmaxCrossEntropy needs logits (N, C) with N > 0 and N labels, got "
-                f"logits {z.shape} and labels {self.labels.shape}"
-            )
+        check_labels(z.shape, self.labels, "cross_entropy")
         shifted = z - z.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         if self.needs_input_grad[0]:
@@ -474,6 +467,33 @@ class SoftmaxCrossEntropy(Function):
             gz = np.exp(self.log_probs) * k
             gz[rows, self.labels] -= k
         return (gz,)
+
+
+def check_reduction(reduction: str, name: str) -> None:
+    """A loss's ``reduction`` is one of :data:`REDUCTIONS`; a ValueError naming ``name``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def check_labels(logits_shape: tuple[int, ...], labels: np.ndarray, name: str) -> None:
+    """Logits (N, C) with N > 0, and N integer class ids in [0, C): else an error that
+    names ``name`` and says what came."""
+    if len(logits_shape) != 2:
+        raise ValueError(f"{name}: logits must be (N, C), got shape {logits_shape}")
+    if labels.dtype.kind not in "iu":  # signed or unsigned integers (not bool)
+        raise TypeError(f"{name}: labels must be integers (class ids), got dtype {labels.dtype}")
+    n, c = logits_shape
+    if labels.shape != (n,):
+        raise ValueError(
+            f"{name}: expected {n} labels for logits {logits_shape}, got {labels.shape}"
+        )
+    if n == 0:
+        raise ValueError(f"{name}: the batch is empty (logits of shape {logits_shape})")
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= c:
+        raise ValueError(
+            f"{name}: labels must be in [0, {c}) for {c} classes, got values in [{low}, {high}]"
+        )
 
 
 def _one_over(n: int, dtype: np.dtype) -> np.ndarray:

@@ -72,44 +72,22 @@ def cross_entropy(logits: Tensor, labels: np.ndarray | Tensor, reduction: str = 
     :class:`~lora_np.ops.SoftmaxCrossEntropy`; :func:`composite_cross_entropy` gives the
     same numbers through the general primitives.
     """
-    y = _checked_labels(logits, labels, reduction, "cross_entropy")
-    return ops.SoftmaxCrossEntropy.apply(logits, labels=y, reduction=reduction)
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    return ops.SoftmaxCrossEntropy.apply(logits, labels=y, reduction=reduction)  # checks y
 
 
 def composite_cross_entropy(
     logits: Tensor, labels: np.ndarray | Tensor, reduction: str = "mean"
 ) -> Tensor:
     """:func:`cross_entropy` composed of primitives: log_softmax, pick ``[i, yᵢ]``, mean."""
-    y = _checked_labels(logits, labels, reduction, "composite_cross_entropy")
+    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    ops.check_labels(logits.shape, y, "composite_cross_entropy")
+    ops.check_reduction(reduction, "composite_cross_entropy")
     n = logits.shape[0]
     log_p = log_softmax(logits, axis=1)[np.arange(n), y]  # log p(yᵢ | xᵢ), one per row
     if reduction == "mean":  # −(1/N)·Σᵢ log p: the sign and the 1/N in one constant
         return log_p.sum() * (-1.0 / n)
     return _reduce(-log_p, reduction, "composite_cross_entropy")
-
-
-def _checked_labels(
-    logits: Tensor, labels: np.ndarray | Tensor, reduction: str, name: str
-) -> np.ndarray:
-    """The labels as an integer array, after checking them against the logits."""
-    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    if logits.ndim != 2:
-        raise ValueError(f"{name}: logits must be (N, C), got shape {logits.shape}")
-    if y.dtype.kind not in "iu":  # signed or unsigned integers (not bool)
-        raise TypeError(f"{name}: labels must be integers (class ids), got dtype {y.dtype}")
-    n, c = logits.shape
-    if y.shape != (n,):
-        raise ValueError(f"{name}: expected {n} labels for logits {logits.shape}, got {y.shape}")
-    if n == 0:
-        raise ValueError(f"{name}: the batch is empty (logits of shape {logits.shape})")
-    if y.min() < 0 or y.max() >= c:
-        raise ValueError(
-            f"{name}: labels must be in [0, {c}) for {c} classes, got values in "
-            f"[{y.min()}, {y.max()}]"
-        )
-    if reduction not in ops.REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return y
 
 
 def mse_loss(prediction: Tensor, target: Tensor | np.ndarray, reduction: str = "mean") -> Tensor:
@@ -130,9 +108,8 @@ def _reduce(values: Tensor, reduction: str, name: str) -> Tensor:
         return values.mean()
     if reduction == "sum":
         return values.sum()
-    if reduction == "none":
-        return values
-    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    ops.check_reduction(reduction, name)
+    return values
 
 
 def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray | Tensor) -> float:
