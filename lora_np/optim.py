@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lora_np.checks import is_number
-from lora_np.tensor import Tensor, no_grad
+from lora_np.tensor import Tensor
 
 ParamsLike = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 
@@ -106,29 +106,29 @@ class Optimizer:
         """Update every parameter that requires grad and has a gradient.
 
         A group's hyperparameters are read once per step (:func:`_plain_settings`), then
-        each parameter's gradient is checked and handed to ``_update``.
+        each parameter's gradient is checked and handed to ``_update``. The update is
+        NumPy arithmetic on ``param.data`` and ``param.grad``, arrays, not Tensors: it
+        records no graph (PyTorch's optimizers need ``no_grad`` for that; here there is
+        nothing to turn off).
         """
-        with no_grad():
-            for group in self.param_groups:
-                settings = _plain_settings(group)
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None or not p.requires_grad:
-                        continue
-                    if type(grad) is not np.ndarray:
-                        grad = np.asarray(grad)
-                    data = p.data
-                    if grad.shape != data.shape:
-                        raise ValueError(
-                            f"{type(self).__name__}.step: a gradient of shape {grad.shape} "
-                            f"for a parameter of shape {data.shape}"
-                        )
-                    if not data.flags.writeable:
-                        p.data = data.copy()
-                    state = self.state.get(p)
-                    if state is None:
-                        state = self.state[p] = {}
-                    self._update(p, grad, state, settings)
+        for group in self.param_groups:
+            settings = _plain_settings(group)
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None or not p.requires_grad:
+                    continue
+                if type(grad) is not np.ndarray:
+                    grad = np.asarray(grad)
+                data = p.data
+                if grad.shape != data.shape:
+                    raise ValueError(
+                        f"{type(self).__name__}.step: a gradient of shape {grad.shape} "
+                        f"for a parameter of shape {data.shape}"
+                    )
+                if not data.flags.writeable:
+                    p.data = data.copy()
+                state = self.state.setdefault(p, {})  # made at the parameter's first update
+                self._update(p, grad, state, settings)
 
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
@@ -225,15 +225,13 @@ def _plain_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     A Python number is "weak" in NumPy's type promotion: ``lr * grad`` stays float32 for a
     float32 gradient, while an ``np.float64`` learning rate would compute it in float64.
     Read once per group at each step, so a changed ``group["lr"]`` (a schedule) counts.
+    (Adam's betas, a pair, are made Python floats where Adam reads them.)
     """
-
     settings = dict(group)
     del settings["params"]
     for key, value in settings.items():
         if isinstance(value, np.number):
             settings[key] = float(value)
-        elif type(value) is tuple:  # betas
-            settings[key] = tuple([float(v) if isinstance(v, np.number) else v for v in value])
     return settings
 
 
@@ -302,8 +300,7 @@ class SGD(Optimizer):
     def _update(
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
-        lr, momentum = group["lr"], group["momentum"]
-        weight_decay, dampening = group["weight_decay"], group["dampening"]
+        weight_decay, momentum = group["weight_decay"], group["momentum"]
         if weight_decay != 0:
             grad = grad + weight_decay * param.data
         if momentum != 0:
@@ -312,9 +309,9 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
             else:
                 buf *= momentum
-                buf += (1 - dampening) * grad
+                buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        param.data -= lr * grad
+        param.data -= group["lr"] * grad
 
 
 # --------------------------------------------------------------------------- Adam / AdamW
@@ -356,7 +353,7 @@ class Adam(Optimizer):
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = (float(beta) for beta in group["betas"])  # Python floats, as lr
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param.data)
