@@ -127,7 +127,9 @@ class Optimizer:
                     )
                 if not data.flags.writeable:
                     p.data = data.copy()
-                state = self.state.setdefault(p, {})  # made at the parameter's first update
+                state = self.state.get(p)
+                if state is None:  # made at the parameter's first update
+                    state = self.state[p] = {}
                 self._update(p, grad, state, settings)
 
     def _update(
@@ -225,13 +227,14 @@ def _plain_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     A Python number is "weak" in NumPy's type promotion: ``lr * grad`` stays float32 for a
     float32 gradient, while an ``np.float64`` learning rate would compute it in float64.
     Read once per group at each step, so a changed ``group["lr"]`` (a schedule) counts.
-    (Adam's betas, a pair, are made Python floats where Adam reads them.)
     """
     settings = dict(group)
     del settings["params"]
     for key, value in settings.items():
         if isinstance(value, np.number):
             settings[key] = float(value)
+        elif type(value) is tuple:  # betas
+            settings[key] = tuple([float(v) if isinstance(v, np.number) else v for v in value])
     return settings
 
 
@@ -353,7 +356,7 @@ class Adam(Optimizer):
         self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-        beta1, beta2 = (float(beta) for beta in group["betas"])  # Python floats, as lr
+        beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(param.data)

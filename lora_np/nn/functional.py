@@ -72,7 +72,7 @@ def cross_entropy(logits: Tensor, labels: np.ndarray | Tensor, reduction: str = 
     :class:`~lora_np.ops.SoftmaxCrossEntropy`; :func:`composite_cross_entropy` gives the
     same numbers through the general primitives.
     """
-    y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    y = labels.data if isinstance(labels, Tensor) else labels
     return ops.SoftmaxCrossEntropy.apply(logits, labels=y, reduction=reduction)  # checks y
 
 
