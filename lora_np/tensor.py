@@ -127,21 +127,21 @@ class Function:
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
         """Run the primitive on tensors and, if any input needs a gradient, record it."""
         tensors = _as_tensors(inputs)
-        arrays = [t.data for t in tensors]
         fn = cls(**settings)
-        if _GRAD_ENABLED:
-            needs = fn.needs_input_grad = tuple([t._requires_grad for t in tensors])
-        else:
-            needs = fn.needs_input_grad = (False,) * len(tensors)
+        arrays, needs, next_nodes = [], [], []
+        for t in tensors:
+            needs_grad = _GRAD_ENABLED and t._requires_grad
+            arrays.append(t.data)
+            needs.append(needs_grad)
+            # where t's gradient goes: to the function that made it, to t itself if it is a
+            # leaf, or (if it needs no gradient) nowhere
+            next_nodes.append((t if t._ctx is None else t._ctx) if needs_grad else None)
+        fn.needs_input_grad = tuple(needs)
         out = Tensor(fn.forward(*arrays))
         if True in needs:  # record the call
             out.requires_grad = True  # (the setter checks that the output is floating-point)
             out._ctx = fn
-            # each input's gradient goes to the function that made it, to the input itself
-            # if it is a leaf, or (if it needs no gradient) nowhere
-            fn.next_nodes = tuple(
-                [(t if t._ctx is None else t._ctx) if t._requires_grad else None for t in tensors]
-            )
+            fn.next_nodes = tuple(next_nodes)
             fn.output_shape, fn.output_dtype = out.data.shape, out.data.dtype
         return out
 
@@ -465,7 +465,8 @@ def _send_input_gradients(fn: Function, grad: np.ndarray, grads: dict[Node, np.n
             f"{type(fn).__name__}.backward returned {len(input_grads)} gradients "
             f"for {len(fn.next_nodes)} inputs"
         )
-    for i, (node, returned) in enumerate(zip(fn.next_nodes, input_grads, strict=True)):
+    for i, node in enumerate(fn.next_nodes):
+        returned = input_grads[i]
         if node is None or returned is None:
             continue
         g = returned if isinstance(returned, np.ndarray) else np.asarray(returned)
@@ -498,9 +499,16 @@ def _new_from(fn: Function, grad: np.ndarray, input_grads: tuple[Any, ...], g: n
     """
     if g.base is not None or g is grad:  # a view, or the gradient it was given
         return False
-    if len([returned for returned in input_grads if returned is g]) > 1:  # to two inputs
+    uses = 0
+    for returned in input_grads:
+        if returned is g:
+            uses += 1
+    if uses > 1:  # returned for two inputs
         return False
-    return not [value for value in vars(fn).values() if value is g]  # not kept by fn
+    for value in vars(fn).values():  # noqa: SIM110 (a plain loop makes no generator)
+        if value is g:  # kept by fn
+            return False
+    return True
 
 
 def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...], op: str, index: int) -> np.ndarray:
