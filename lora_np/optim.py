@@ -115,7 +115,7 @@ class Optimizer:
             settings = _plain_settings(group)
             for p in group["params"]:
                 grad = p.grad
-                if grad is None or not p.requires_grad:
+                if grad is None or not p._requires_grad:  # (the property's flag)
                     continue
                 if type(grad) is not np.ndarray:
                     grad = np.asarray(grad)

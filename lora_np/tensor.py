@@ -139,7 +139,12 @@ class Function:
         fn.needs_input_grad = tuple(needs)
         out = Tensor(fn.forward(*arrays))
         if True in needs:  # record the call
-            out.requires_grad = True  # (the setter checks that the output is floating-point)
+            if out.data.dtype.kind != "f":  # only floating-point tensors have gradients
+                raise TypeError(
+                    f"{cls.__name__}.forward returned dtype {out.data.dtype} for inputs that "
+                    "require gradients; a differentiable function must return floating point"
+                )
+            out._requires_grad = True
             out._ctx = fn
             fn.next_nodes = tuple(next_nodes)
             fn.output_shape, fn.output_dtype = out.data.shape, out.data.dtype
@@ -297,7 +302,7 @@ class Tensor:
         ``grad`` defaults to 1 for a one-element tensor; any other shape needs it.
         The steps are those of the module docstring.
         """
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: no input of the "
                 "computation had requires_grad=True (or it ran under no_grad())"

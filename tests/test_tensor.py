@@ -228,6 +228,22 @@ def test_engine_shape_check_names_the_op() -> None:
         y.sum().backward()
 
 
+class _RoundsToIntegers(Function):
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return np.rint(a).astype(np.int64)
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray]:
+        return (grad,)
+
+
+def test_a_recorded_function_must_return_floating_point() -> None:
+    with pytest.raises(TypeError, match=r"_RoundsToIntegers.forward returned dtype int64"):
+        _RoundsToIntegers.apply(leaf(3))
+    with no_grad():  # nothing is recorded, so integers are fine
+        assert _RoundsToIntegers.apply(leaf(3)).dtype == np.int64
+    assert _RoundsToIntegers.apply(Tensor(np.ones(3))).dtype == np.int64  # no input needs grad
+
+
 def test_engine_counts_returned_gradients() -> None:
     with pytest.raises(RuntimeError, match="returned 2 gradients for 1 inputs"):
         _TooManyGradients.apply(leaf(3)).sum().backward()

@@ -135,10 +135,11 @@ def lora_linear(
     scaling: float,
 ) -> Tensor:
     """x·Wᵀ + b + s·(x̃·Aᵀ)·Bᵀ in one node (:class:`LoRALinearFunction`); x̃ = ``x_drop``."""
-    if x.shape[-1] != weight.shape[-1] or x_drop.shape != x.shape:
+    x_shape, x_drop_shape, w_shape = x.data.shape, x_drop.data.shape, weight.data.shape
+    if x_shape[-1] != w_shape[-1] or x_drop_shape != x_shape:
         raise ValueError(
-            f"lora_linear: the input has shape {x.shape} and the adapter's input "
-            f"{x_drop.shape}; both must have the layer's {weight.shape[-1]} features last"
+            f"lora_linear: the input has shape {x_shape} and the adapter's input "
+            f"{x_drop_shape}; both must have the layer's {w_shape[-1]} features last"
         )
     inputs = (x, x_drop, weight, lora_a, lora_b)
     if bias is None:

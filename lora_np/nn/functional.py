@@ -19,12 +19,13 @@ from lora_np.tensor import Tensor
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x · Wᵀ + b with W of shape (out, in)."""
-    if x.shape[-1] != weight.shape[-1]:
+    x_shape, w_shape = x.data.shape, weight.data.shape  # read off the arrays
+    if x_shape[-1] != w_shape[-1]:
         raise ValueError(
-            f"linear: input has {x.shape[-1]} features (shape {x.shape}), but the weight "
-            f"expects {weight.shape[-1]} (weight shape {weight.shape}, i.e. (out, in))"
+            f"linear: input has {x_shape[-1]} features (shape {x_shape}), but the weight "
+            f"expects {w_shape[-1]} (weight shape {w_shape}, i.e. (out, in))"
         )
-    if weight.ndim != 2:  # not an (out, in) matrix: the general composite
+    if len(w_shape) != 2:  # not an (out, in) matrix: the general composite
         y = x @ weight.T
         return y if bias is None else y + bias
     # one primitive for x @ weight.T + bias (same numbers, a third of the graph)
