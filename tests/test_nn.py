@@ -166,10 +166,13 @@ def test_cross_entropy_rejects_float_labels() -> None:
         F.cross_entropy(Tensor(randn(2, 3)), np.array([True, False]))
 
 
-@pytest.mark.parametrize("bad", [[0, 3], [-1, 0]])
-def test_cross_entropy_rejects_out_of_range_labels(bad: list[int]) -> None:
-    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
-        F.cross_entropy(Tensor(randn(2, 3)), np.array(bad))
+@pytest.mark.parametrize(
+    ("bad", "values"), [([0, 3], r"\[0, 3\]"), ([-1, 0], r"\[-1, 0\]"), ([2, 5, -4], r"\[-4, 5\]")]
+)
+def test_cross_entropy_rejects_out_of_range_labels(bad: list[int], values: str) -> None:
+    logits = Tensor(randn(len(bad), 3))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\).*values in " + values):
+        F.cross_entropy(logits, np.array(bad))
 
 
 def test_cross_entropy_rejects_bad_shapes_and_reduction() -> None:
