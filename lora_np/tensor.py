@@ -139,15 +139,16 @@ class Function:
         fn.needs_input_grad = tuple(needs)
         out = Tensor(fn.forward(*arrays))
         if True in needs:  # record the call
-            if out.data.dtype.kind != "f":  # only floating-point tensors have gradients
+            dtype = out.data.dtype
+            if dtype.kind != "f":  # only floating-point tensors have gradients
                 raise TypeError(
-                    f"{cls.__name__}.forward returned dtype {out.data.dtype} for inputs that "
+                    f"{cls.__name__}.forward returned dtype {dtype} for inputs that "
                     "require gradients; a differentiable function must return floating point"
                 )
             out._requires_grad = True
             out._ctx = fn
             fn.next_nodes = tuple(next_nodes)
-            fn.output_shape, fn.output_dtype = out.data.shape, out.data.dtype
+            fn.output_shape, fn.output_dtype = out.data.shape, dtype
         return out
 
     def release(self) -> None:
