@@ -93,17 +93,6 @@ def test_table_names_every_section(quick_json: dict) -> None:
     for heading in ("[engine]", "[lora]", "[memory]", "[subspace]"):
         assert heading in text
     assert "QUICK" in text
-    assert "SKIPPED" not in text
-
-
-def test_a_skipped_section_says_why() -> None:
-    results = {
-        "environment": bench.environment(),
-        "timing": {"repeats": 1, "statistic": "median", "quick": True, "clock": "wall"},
-        "sections": {"lora": bench._skipped("lora_np.lora is not importable (test)")},
-    }
-    text = bench.format_table(results)
-    assert "[lora]" in text and "SKIPPED: lora_np.lora is not importable (test)" in text
 
 
 def test_unknown_section_and_bad_repeats_are_errors() -> None:

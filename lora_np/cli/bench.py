@@ -39,8 +39,6 @@ steps' times become noise; ``--threads 1`` gives both sides one BLAS thread (``-
 0``, the default, leaves BLAS as it is set). ``--clock cpu`` times with the process's CPU
 time instead of the wall clock: time spent waiting for a core then does not count (with
 one BLAS thread, the CPU time of a step is its compute time).
-
-A section whose dependency is missing is reported as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -59,16 +57,20 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from lora_np.checks import is_positive_int
+from lora_np.cli import bench_gpt, bench_memory
 from lora_np.cli.arguments import (
     add_no_progress_option,
     add_threads_option,
     blas_threads,
     positive_int,
 )
-from lora_np.cli.bench_memory import StepFn, training_step
+from lora_np.cli.bench_memory import StepFn, build, trainable, training_step, weight_difference
 from lora_np.cli.bench_reference import ReferenceLoRAMLP, ReferenceMLP
+from lora_np.lora import LoRAConfig, apply_lora, lora_layers
 from lora_np.nn import MLP, Linear, Module, linear_layers
+from lora_np.optim import SGD, Adam
 from lora_np.progress import progress_counter
+from lora_np.subspace import SubspaceModel
 
 SECTIONS: tuple[str, ...] = ("engine", "lora", "memory", "subspace", "gpt")
 
@@ -300,11 +302,6 @@ ENGINE_CASES = (
 def engine_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, Any]:
     """Engine vs hand-written NumPy, one SGD step of the small and the large MLP, full
     fine-tuning and LoRA (the models of :func:`lora_np.cli.bench_memory.build`)."""
-    try:
-        from lora_np.cli.bench_memory import build, trainable, weight_difference
-        from lora_np.optim import SGD
-    except ImportError as err:
-        return _skipped(f"lora_np.optim or lora_np.lora is not importable ({err})")
     rows = []
     for key, sizes, batch, kind in ENGINE_CASES:
         setup = build(sizes, batch, rank, alpha, seed=SEED)
@@ -340,27 +337,16 @@ def engine_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str
 def memory_section(timer: Timer) -> dict[str, Any]:
     """Peak memory of one step and where it goes (:mod:`lora_np.cli.bench_memory`); not
     timed, so the timer's settings do not apply."""
-    try:
-        from lora_np.cli import bench_memory
-    except ImportError as err:
-        return _skipped(f"lora_np.lora or lora_np.optim is not importable ({err})")
     return bench_memory.memory_section()
 
 
 def gpt_section(timer: Timer) -> dict[str, Any]:
     """The tiny GPT's step through lora_np and PyTorch eager (:mod:`lora_np.cli.bench_gpt`)."""
-    from lora_np.cli.bench_gpt import gpt_section as measure
-
-    return measure(timer)
+    return bench_gpt.gpt_section(timer)
 
 
 def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, Any]:
     """A LoRA step vs a full fine-tuning step of the large MLP, engine and by hand."""
-    try:
-        from lora_np.lora import LoRAConfig, apply_lora, lora_layers
-        from lora_np.optim import SGD, Adam
-    except ImportError as err:
-        return _skipped(f"lora_np.lora or lora_np.optim is not importable ({err})")
     sizes, batch = LARGE, 256
     rng = np.random.default_rng(SEED)
     full = _mlp(sizes, rng)
@@ -452,11 +438,6 @@ def lora_section(timer: Timer, rank: int = 8, alpha: float = 16.0) -> dict[str, 
 
 def subspace_section(timer: Timer) -> dict[str, Any]:
     """A random-subspace step vs a direct step of the same model (SGD on both)."""
-    try:
-        from lora_np.optim import SGD
-        from lora_np.subspace import SubspaceModel
-    except ImportError as err:
-        return _skipped(f"lora_np.subspace or lora_np.optim is not importable ({err})")
     cases = (
         (SMALL, 64, ((1_000, "dense"), (1_000, "fastfood"))),
         (LARGE, 256, ((10_000, "fastfood"),)),
@@ -499,10 +480,6 @@ def subspace_section(timer: Timer) -> dict[str, Any]:
         "what": "subspace step / direct step of the same model, SGD",
         "rows": rows,
     }
-
-
-def _skipped(reason: str) -> dict[str, Any]:
-    return {"status": "skipped", "reason": reason}
 
 
 # =========================================================================== reporting
@@ -558,73 +535,52 @@ def format_table(results: dict[str, Any]) -> str:
     if "engine" in sections:
         lines += ["", "[engine] engine / hand-written NumPy, one SGD step (float32)"]
         sec = sections["engine"]
-        if sec["status"] != "ok":
-            lines.append(f"  SKIPPED: {sec['reason']}")
-        else:
+        lines.append(
+            f"  {'MLP':<18} {'batch':>5} {'step':<9} {'engine ms':>10} {'numpy ms':>9} "
+            f"{'ratio':>6} {'q1-q3':>11}  target"
+        )
+        for row in sec["rows"]:
             lines.append(
-                f"  {'MLP':<18} {'batch':>5} {'step':<9} {'engine ms':>10} {'numpy ms':>9} "
-                f"{'ratio':>6} {'q1-q3':>11}  target"
+                f"  {row['model']:<18} {row['batch']:>5} {row['step']:<9} "
+                f"{row['engine_ms']:>10.3f} {row['numpy_ms']:>9.3f} {row['ratio']:>6.2f} "
+                f"{_spread(row)}  {_status(row)}"
             )
-            for row in sec["rows"]:
-                lines.append(
-                    f"  {row['model']:<18} {row['batch']:>5} {row['step']:<9} "
-                    f"{row['engine_ms']:>10.3f} {row['numpy_ms']:>9.3f} {row['ratio']:>6.2f} "
-                    f"{_spread(row)}  {_status(row)}"
-                )
-                if not row["same_update"]:
-                    lines.append(
-                        "  WARNING: the two steps disagree; the ratio compares unlike work"
-                    )
+            if not row["same_update"]:
+                lines.append("  WARNING: the two steps disagree; the ratio compares unlike work")
     if "lora" in sections:
         sec = sections["lora"]
         lines += ["", "[lora] LoRA step / full fine-tuning step"]
-        if sec["status"] != "ok":
-            lines.append(f"  SKIPPED: {sec['reason']}")
-        else:
-            lines.append(f"  {sec['what']}")
+        lines.append(f"  {sec['what']}")
+        lines.append(f"  {'':<8} {'LoRA ms':>9} {'full ms':>9} {'ratio':>6} {'q1-q3':>11}  target")
+        for row in sec["rows"]:
             lines.append(
-                f"  {'':<8} {'LoRA ms':>9} {'full ms':>9} {'ratio':>6} {'q1-q3':>11}  target"
+                f"  {row['name']:<8} {row['lora_ms']:>9.3f} {row['full_ms']:>9.3f} "
+                f"{row['ratio']:>6.2f} {_spread(row)}  {_status(row)}"
             )
-            for row in sec["rows"]:
-                lines.append(
-                    f"  {row['name']:<8} {row['lora_ms']:>9.3f} {row['full_ms']:>9.3f} "
-                    f"{row['ratio']:>6.2f} {_spread(row)}  {_status(row)}"
-                )
+        lines.append(f"  engine LoRA / hand-written LoRA: {sec['engine_lora_over_numpy_lora']:.2f}")
+        lines.append(f"  {'':<8} {'trainable params':>17} {'Adam state bytes':>17}")
+        for name in ("full", "lora"):
+            p = sec["parameters"][name]
             lines.append(
-                f"  engine LoRA / hand-written LoRA: {sec['engine_lora_over_numpy_lora']:.2f}"
+                f"  {name:<8} {p['trainable_parameters']:>17,} {p['adam_state_bytes']:>17,}"
             )
-            lines.append(f"  {'':<8} {'trainable params':>17} {'Adam state bytes':>17}")
-            for name in ("full", "lora"):
-                p = sec["parameters"][name]
-                lines.append(
-                    f"  {name:<8} {p['trainable_parameters']:>17,} {p['adam_state_bytes']:>17,}"
-                )
-            if not sec["same_update"]:
-                lines.append(
-                    "  WARNING: the two LoRA steps disagree; the ratio compares unlike work"
-                )
+        if not sec["same_update"]:
+            lines.append("  WARNING: the two LoRA steps disagree; the ratio compares unlike work")
     if "memory" in sections:
-        from lora_np.cli.bench_memory import format_memory
-
-        lines += format_memory(sections["memory"])
+        lines += bench_memory.format_memory(sections["memory"])
     if "gpt" in sections:
-        from lora_np.cli.bench_gpt import format_gpt_section
-
-        lines += format_gpt_section(sections["gpt"])
+        lines += bench_gpt.format_gpt_section(sections["gpt"])
     if "subspace" in sections:
         sec = sections["subspace"]
         lines += ["", "[subspace] subspace step (θ = θ0 + P·θ_d) / direct step"]
-        if sec["status"] != "ok":
-            lines.append(f"  SKIPPED: {sec['reason']}")
-        else:
+        lines.append(
+            f"  {'MLP':<16} {'D':>9} {'d':>7} {'P':<9} {'subspace ms':>11} "
+            f"{'direct ms':>9} {'ratio':>6} {'q1-q3':>11}  target"
+        )
+        for row in sec["rows"]:
             lines.append(
-                f"  {'MLP':<16} {'D':>9} {'d':>7} {'P':<9} {'subspace ms':>11} "
-                f"{'direct ms':>9} {'ratio':>6} {'q1-q3':>11}  target"
+                f"  {row['model']:<16} {row['D']:>9,} {row['d']:>7,} {row['projection']:<9} "
+                f"{row['subspace_ms']:>11.3f} {row['direct_ms']:>9.3f} {row['ratio']:>6.2f} "
+                f"{_spread(row)}  {_status(row)}"
             )
-            for row in sec["rows"]:
-                lines.append(
-                    f"  {row['model']:<16} {row['D']:>9,} {row['d']:>7,} {row['projection']:<9} "
-                    f"{row['subspace_ms']:>11.3f} {row['direct_ms']:>9.3f} {row['ratio']:>6.2f} "
-                    f"{_spread(row)}  {_status(row)}"
-                )
     return "\n".join(lines)
