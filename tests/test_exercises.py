@@ -722,6 +722,12 @@ WRONG: list[tuple[str, str, Any, str]] = [
         r"forward returned ndarray",
     ),
     (
+        "lora_linear",
+        "an instance, not the class",
+        _lora_linear_variant(zero_b=True)(4, 3, 2, 8.0),
+        r"expected your class itself, a subclass of lora_np.nn.Module",
+    ),
+    (
         "dense_projection",
         "columns not normalised",
         _dense_projection_with(lambda D, d, rng: rng.standard_normal((D, d))),

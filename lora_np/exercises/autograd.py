@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from lora_np.exercises.grader import (
-    ExerciseError,
     Student,
     as_array,
+    as_class,
     as_tuple,
     case_text,
     exercise,
@@ -83,12 +83,7 @@ def _matmul_vjp(student: Student, rng: np.random.Generator) -> str:
     "real engine.",
 )
 def _sin_function(student: Student, rng: np.random.Generator) -> str:
-    cls = student.obj
-    if not (isinstance(cls, type) and issubclass(cls, Function)):
-        raise ExerciseError(
-            "expected your class itself, a subclass of lora_np.Function "
-            f"(class Sin(Function): ...), got {cls!r}"
-        )
+    cls = as_class(student.obj, Function, "lora_np.Function (class Sin(Function): ...)")
     name = cls.__name__
     shapes = [
         (int(rng.integers(2, 7)),),

@@ -291,6 +291,14 @@ def as_array(
     return value
 
 
+def as_class(value: Any, base: type, expected: str) -> type:
+    """``value`` if it is a class derived from ``base`` (the student passed the class, not
+    an instance or a function); ``expected`` names it, e.g. ``"lora_np.nn.Module"``."""
+    if not (isinstance(value, type) and issubclass(value, base)):
+        raise ExerciseError(f"expected your class itself, a subclass of {expected}, got {value!r}")
+    return value
+
+
 def as_tuple(value: Any, what: str, names: Sequence[str], where: str = "") -> tuple[Any, ...]:
     """``value`` as a tuple (or list) of ``len(names)`` items, e.g. ``(ga, gb)``."""
     expected = f"a tuple of {len(names)}, ({', '.join(names)})"

@@ -13,6 +13,7 @@ from lora_np.exercises.grader import (
     ExerciseError,
     Student,
     as_array,
+    as_class,
     as_number,
     as_tuple,
     case_text,
@@ -109,11 +110,7 @@ def _tolerance(dtype: np.dtype) -> dict[str, float]:
     "forward linear(x) + (alpha/rank)·lora_b(lora_a(x)).",
 )
 def _lora_linear(student: Student, rng: np.random.Generator) -> str:
-    cls = student.obj
-    if not (isinstance(cls, type) and issubclass(cls, Module)):
-        raise ExerciseError(
-            f"expected your class itself, a subclass of lora_np.nn.Module, got {cls!r}"
-        )
+    cls = as_class(student.obj, Module, "lora_np.nn.Module")
     name = cls.__name__
     sizes = [(6, 4, 2, 8.0), (5, 7, 3, 1.5), (8, 8, 1, 4.0)]
     for index, (in_f, out_f, rank, alpha) in enumerate(sizes):
