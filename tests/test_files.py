@@ -137,3 +137,20 @@ def test_read_folder_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as info:
         files.read_folder(tmp_path, ["missing.json"])
     assert info.value.filename == str(tmp_path / "missing.json")
+
+
+def test_read_folder_reads_by_path_where_files_cannot_be_opened_in_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with replace_folder(tmp_path / "run") as staging:
+        write_atomic(staging / "a", lambda f: f.write("by path"))
+    # as on Windows, where os.open takes no dir_fd
+    monkeypatch.setattr(files.os, "supports_dir_fd", set())
+    opened = []
+    real_open = files.os.open
+    monkeypatch.setattr(files.os, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    assert files.read_folder(tmp_path / "run", ["a"]) == (tmp_path / "run", {"a": b"by path"})
+    assert not opened  # no folder handle was opened
+    with pytest.raises(FileNotFoundError) as info:
+        files.read_folder(tmp_path / "run", ["missing.json"])
+    assert info.value.filename == str(tmp_path / "run" / "missing.json")
