@@ -62,6 +62,21 @@ def test_the_deep_dives_are_where_the_course_says(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_deep_dives_time_is_the_sum_of_its_boxes(path: Path) -> None:
+    """The course's minutes for a deep-dive are what its boxed notes say ("about 10
+    minutes, 20 with its exercise" counts 20)."""
+    deep_dive_column = _rows()[path.name[:2]].split("|")[4].strip()
+    boxes = [
+        re.search(r"\(about (\d+) minutes(?:, (\d+) with [^)]*)?", cell.source)
+        for cell in _tagged(path, "deep-dive")
+    ]
+    assert all(boxes), "a deep-dive box without '(about N minutes'"
+    minutes = sum(int(box.group(2) or box.group(1)) for box in boxes)
+    listed = re.search(r"\((\d+) min\)", deep_dive_column)
+    assert (int(listed.group(1)) if listed else 0) == minutes, (deep_dive_column, minutes)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_notebook_shows_a_common_mistake(path: Path) -> None:
     cells = _tagged(path, "mistake")
     assert any(c.cell_type == "code" and "assert" in c.source for c in cells), path.name
