@@ -184,6 +184,16 @@ class Tanh(Function):
         return (grad * (1 - self.out * self.out),)
 
 
+def as_floating(a: np.ndarray) -> np.ndarray:
+    """``a`` itself if it is floating point; else ``a`` cast to the floating-point dtype that
+    NumPy's own ``np.tanh`` or ``np.exp`` would compute in (bool, int8, uint8: float16;
+    int16: float32; wider integers: float64), for primitives whose steps would otherwise
+    stay in, or be cast back to, an integer dtype."""
+    if a.dtype.kind == "f":
+        return a
+    return a.astype(np.result_type(a.dtype, np.float16))
+
+
 class Sigmoid(Function):
     """out = σ(a) = 1 / (1 + e^(-a)), computed stably.  VJP: dL/da = G * out * (1 - out).
 
@@ -191,6 +201,7 @@ class Sigmoid(Function):
     """
 
     def forward(self, a: np.ndarray) -> np.ndarray:
+        a = as_floating(a)
         # exp(-log(1 + e^-a)) never overflows, for either sign of a
         out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
         if self.needs_input_grad[0]:
@@ -202,7 +213,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """out = max(a, 0).  VJP: dL/da = G * [a > 0] (the subgradient 0 is taken at a = 0).
+    """out = max(a, 0).  VJP: dL/da = G * [a > 0] (the subgradient 0 is taken at a = 0; at
+    a NaN the gradient is 0 too, where PyTorch passes G through).
 
     Saves: the mask [a > 0] (booleans: a quarter of a float32 array, and a itself can go).
     """
@@ -629,6 +641,6 @@ def _plain_index(index: Any) -> Any:
         return index.data
     if isinstance(index, tuple):
         return tuple(_plain_index(i) for i in index)
-    if isinstance(index, list):
-        return np.asarray(index)
+    if isinstance(index, list):  # [] selects nothing (np.asarray([]) would be float)
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
     return index

@@ -388,9 +388,10 @@ class Tensor:
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Composite: ``sum / count``."""
+        """Composite: ``sum / count``. Over no elements it is NaN (0/0), as in NumPy and
+        PyTorch."""
         total = self.sum(axis=axis, keepdims=keepdims)
-        count = self.data.size // max(total.data.size, 1) if self.data.size else 1
+        count = self.data.size // max(total.data.size, 1)  # 0 if the axes reduced are empty
         return total / count
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:

@@ -106,6 +106,10 @@ def test_gelu_is_the_tanh_approximation_and_gradchecks() -> None:
     np.testing.assert_allclose(GELU()(Tensor(x)).data, expected, rtol=1e-14, atol=1e-15)
     assert gradcheck(lambda t: GELU()(t), [x.reshape(5, 5)])
     assert GELUFunction.apply(Tensor(x.astype(np.float32))).dtype == np.float32
+    integers = np.array([-2, 0, 3])  # computed in float64, as np.tanh does
+    np.testing.assert_array_equal(
+        GELU()(Tensor(integers)).data, GELU()(Tensor(integers.astype(np.float64))).data
+    )
 
 
 def test_feed_forward_and_block_gradcheck() -> None:

@@ -245,6 +245,8 @@ def test_dropout_same_seed_same_mask() -> None:
 def test_kaiming_gain_formula() -> None:
     assert init.calculate_gain("relu") == pytest.approx(math.sqrt(2))
     assert init.calculate_gain("leaky_relu", a=math.sqrt(5)) == pytest.approx(math.sqrt(1 / 3))
+    # PyTorch's default negative slope, 0.01
+    assert init.calculate_gain("leaky_relu") == pytest.approx(math.sqrt(2 / (1 + 0.01**2)))
     assert init.calculate_gain("tanh") == pytest.approx(5 / 3)
     with pytest.raises(ValueError, match="unknown nonlinearity"):
         init.calculate_gain("gelu")
@@ -450,6 +452,8 @@ def test_linear_forward_is_x_w_transposed_plus_b() -> None:
     assert out.dtype == np.float32
     with pytest.raises(ValueError, match="expects 3"):
         layer(Tensor(randn(5, 4)))
+    with pytest.raises(ValueError, match=r"at least one dimension, got shapes \(\) and \(2, 3\)"):
+        layer(Tensor(np.float32(1.0)))
 
 
 def test_repr_tree() -> None:

@@ -562,6 +562,20 @@ def test_sigmoid_is_stable_at_extremes() -> None:
     np.testing.assert_array_equal(g, [0.0, 0.0])
 
 
+def test_sigmoid_of_integers_is_floating_point_as_numpys_ufuncs() -> None:
+    for dtype in (np.int64, np.int16, np.uint8, np.bool_):
+        a = np.array([0, 1, 3], dtype=dtype)
+        out = Tensor(a).sigmoid().data
+        assert out.dtype == np.tanh(a).dtype, dtype  # float64, float32, float16, float16
+        np.testing.assert_allclose(out, 1 / (1 + np.exp(-a.astype(np.float64))), rtol=1e-3)
+
+
+def test_as_floating_keeps_floating_point_arrays_themselves() -> None:
+    a = np.ones(3, dtype=np.float32)
+    assert ops.as_floating(a) is a
+    assert ops.as_floating(np.ones(3, dtype=np.int32)).dtype == np.float64
+
+
 def test_matmul_backward_2d() -> None:
     a, b = RNG.standard_normal((3, 4)), RNG.standard_normal((4, 5))
     g = RNG.standard_normal((3, 5))
@@ -804,6 +818,14 @@ def test_getitem_backward_accumulates_repeated_indices() -> None:
     out, (gx,) = vjp(ops.GetItem, (x,), np.array([1.0, 10.0, 100.0, 1000.0]), index=[0, 3, 0, 0])
     np.testing.assert_array_equal(out, [0.0, 3.0, 0.0, 0.0])
     np.testing.assert_array_equal(gx, [1101.0, 0.0, 0.0, 10.0, 0.0])
+
+
+def test_an_empty_list_index_selects_nothing_as_in_numpy() -> None:
+    x = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    picked = x[[]]
+    assert picked.shape == np.arange(6.0).reshape(3, 2)[[]].shape == (0, 2)
+    picked.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.zeros((3, 2)))
 
 
 def test_getitem_backward_slices_and_masks() -> None:

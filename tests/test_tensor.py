@@ -448,6 +448,22 @@ def test_mean_value() -> None:
     assert x.mean().item() == x.data.mean()
 
 
+def test_a_mean_over_no_elements_is_nan_as_in_numpy() -> None:
+    empty = np.zeros((0, 3))
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        expected = (empty.mean(), empty.mean(axis=0), np.zeros((3, 0)).mean(axis=1))
+    with np.errstate(invalid="ignore"):
+        got = (
+            Tensor(empty).mean(),
+            Tensor(empty).mean(axis=0),
+            Tensor(np.zeros((3, 0))).mean(axis=1),
+        )
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g.data, e)  # NaN where NumPy has NaN
+        assert g.shape == np.shape(e)
+    assert Tensor(empty).mean(axis=1).shape == (0,)  # nothing to average: an empty result
+
+
 # ---------------------------------------------------------------- a leaf's gradient is its own
 # backward() keeps a gradient without a copy when the backward rule has just made it and
 # nothing else refers to it (as PyTorch does); everything below must still get an array of

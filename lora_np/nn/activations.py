@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from lora_np.nn.module import Module
+from lora_np.ops import as_floating
 from lora_np.tensor import Function, Tensor
 
 #: √(2/π) and the cubic coefficient of the tanh approximation (Python floats, so that a
@@ -33,6 +34,7 @@ class GELUFunction(Function):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_floating(x)  # integers are computed in floating point, as np.tanh does
         # (written with in-place steps: each temporary (rows, hidden) array costs time)
         u = x * x  # u = √(2/π) · x · (1 + 0.044715 x²)
         u *= CUBIC

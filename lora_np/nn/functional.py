@@ -20,6 +20,11 @@ from lora_np.tensor import Tensor
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x · Wᵀ + b with W of shape (out, in)."""
     x_shape, w_shape = x.data.shape, weight.data.shape  # read off the arrays
+    if not x_shape or not w_shape:
+        raise ValueError(
+            f"linear needs an input and a weight of at least one dimension, got shapes "
+            f"{x_shape} and {w_shape}"
+        )
     if x_shape[-1] != w_shape[-1]:
         raise ValueError(
             f"linear: input has {x_shape[-1]} features (shape {x_shape}), but the weight "

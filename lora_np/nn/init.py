@@ -26,8 +26,10 @@ def _fans(tensor: Tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def calculate_gain(nonlinearity: str, a: float = 0.0) -> float:
-    """PyTorch's gains: linear/sigmoid 1, tanh 5/3, relu √2, leaky_relu √(2/(1+a²))."""
+def calculate_gain(nonlinearity: str, a: float | None = None) -> float:
+    """PyTorch's gains: linear/sigmoid 1, tanh 5/3, relu √2, leaky_relu √(2/(1+a²)) with
+    negative slope ``a`` (0.01 if not given, PyTorch's default; the kaiming inits pass
+    their own ``a``, 0 by default)."""
     if nonlinearity in ("linear", "sigmoid"):
         return 1.0
     if nonlinearity == "tanh":
@@ -35,7 +37,8 @@ def calculate_gain(nonlinearity: str, a: float = 0.0) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        return math.sqrt(2.0 / (1 + a * a))
+        slope = 0.01 if a is None else a
+        return math.sqrt(2.0 / (1 + slope * slope))
     raise ValueError(
         f"unknown nonlinearity {nonlinearity!r}; expected linear, sigmoid, tanh, relu, leaky_relu"
     )
