@@ -157,9 +157,11 @@ def replace_folder(path: Path | str) -> Iterator[Path]:
     ``.d.new`` the complete new one; between the two renames of 4, there is no ``d`` but
     ``.d.new`` is complete; after 4, ``d`` is the new folder. :func:`current_folder`
     reads ``.d.new`` in the one state without ``d``, so a reader always finds a complete
-    folder, old or new. One writer at a time per folder.
+    folder, old or new. One writer at a time per folder. If ``d`` is a symbolic link, the
+    folder it points to is the one replaced (the siblings are staged beside it), and the
+    link stays.
     """
-    folder = Path(os.path.abspath(path))
+    folder = Path(os.path.realpath(path))  # a symlink's target is replaced, the link kept
     _check_folder_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     _finish_interrupted(folder)
@@ -208,7 +210,7 @@ def current_folder(path: Path | str) -> Path:
     new folder it had staged beside it."""
     folder = Path(path)
     if not folder.exists():
-        staged = _siblings(Path(os.path.abspath(folder)))["new"]
+        staged = _siblings(Path(os.path.realpath(folder)))["new"]
         if staged.is_dir():
             return staged
     return folder

@@ -139,6 +139,19 @@ def test_read_folder_names_a_missing_file(tmp_path: Path) -> None:
     assert info.value.filename == str(tmp_path / "missing.json")
 
 
+def test_a_symlinked_folder_is_replaced_through_its_link(tmp_path: Path) -> None:
+    real, link = tmp_path / "real", tmp_path / "link"
+    with replace_folder(real) as staging:
+        write_atomic(staging / "a", lambda f: f.write("old"))
+    link.symlink_to(real, target_is_directory=True)
+    with replace_folder(link) as staging:
+        write_atomic(staging / "a", lambda f: f.write("new"))
+    assert link.is_symlink() and link.resolve() == real  # the link stays a link
+    assert (real / "a").read_text() == "new" == (link / "a").read_text()
+    assert files.read_folder(link, ["a"])[1] == {"a": b"new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no leftovers
+
+
 def test_read_folder_reads_by_path_where_files_cannot_be_opened_in_a_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from lora_np.lora import (
     save_adapter,
 )
 from lora_np.lora.io import CONFIG_NAME, WEIGHTS_NAME
-from lora_np.nn import MLP, Module
+from lora_np.nn import MLP, Linear, Module, ReLU, Sequential
 from lora_np.tensor import Tensor
 
 SIZES = [6, 8, 8, 3]
@@ -207,11 +207,117 @@ def test_wrong_peft_type_and_bad_json(saved):
     path.write_text(json.dumps({**config, "peft_type": "IA3"}))
     _assert_fails_unchanged(saved, f"{CONFIG_NAME}: peft_type must be 'LORA', got 'IA3'")
     path.write_text(json.dumps({**config, "fan_in_fan_out": True}))
-    _assert_fails_unchanged(saved, "'fan_in_fan_out' = True is not supported")
+    _assert_fails_unchanged(saved, "'fan_in_fan_out' = True is a PEFT option lora_np does not")
     path.write_text(json.dumps({**config, "target_modules": ["9"]}))
     _assert_fails_unchanged(saved, "does not fit this model.*'9' matches no module")
     path.write_text("{not json")
     _assert_fails_unchanged(saved, "not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("layers_to_transform", 0),  # a layer index: 0 is not "unset"
+        ("alora_invocation_tokens", [1, 2]),  # a PEFT option lora_np has never heard of
+        ("lora_bias", True),
+    ],
+)
+def test_a_peft_option_lora_np_does_not_implement_is_refused(saved, field, value):
+    path = saved / CONFIG_NAME
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    _assert_fails_unchanged(saved, f"'{field}' = {re.escape(repr(value))} is a PEFT option")
+
+
+def test_options_left_unset_and_peft_metadata_load(saved):
+    path = saved / CONFIG_NAME
+    extra = {"alora_invocation_tokens": None, "layers_to_transform": [], "exclude_modules": "",
+             "lora_bias": False, "peft_version": "0.21.2", "qalora_group_size": 16,
+             "megatron_core": "megatron.core"}  # fmt: skip
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    assert lora_layers(load_adapter(_base(), saved))
+
+
+def _safetensors_bytes(tensors: dict[str, tuple[str, list[int], bytes]]) -> bytes:
+    """A safetensors file written by hand (any dtype name): an 8-byte header length, the
+    JSON header with each tensor's dtype, shape and byte range, then the bytes."""
+    header, data = {}, b""
+    for key, (dtype, shape, raw) in tensors.items():
+        header[key] = {
+            "dtype": dtype,
+            "shape": shape,
+            "data_offsets": [len(data), len(data) + len(raw)],
+        }
+        data += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data
+
+
+def test_a_bfloat16_adapter_loads_widened_exactly(saved):
+    tensors = load_file(saved / WEIGHTS_NAME)
+    bf16, expected = {}, {}
+    for key, array in tensors.items():  # keep each float32's top 16 bits: a bfloat16
+        top = (array.astype(np.float32).view(np.uint32) >> 16).astype("<u2")
+        bf16[key] = ("BF16", list(array.shape), top.tobytes())
+        expected[key] = (top.astype(np.uint32) << 16).view(np.float32)
+    (saved / WEIGHTS_NAME).write_bytes(_safetensors_bytes(bf16))
+    params = dict(load_adapter(_base(), saved).named_parameters())
+    for name, key in (
+        ("0.lora_a.weight", "0.lora_A.weight"),
+        ("2.lora_b.weight", "2.lora_B.weight"),
+    ):
+        np.testing.assert_array_equal(params[name].data, expected[f"base_model.model.{key}"])
+        assert not np.array_equal(params[name].data, tensors[f"base_model.model.{key}"])  # rounded
+
+
+def test_a_tensor_of_a_dtype_numpy_cannot_read_is_named(saved):
+    fp8 = {"base_model.model.0.lora_A.weight": ("F8_E4M3", [2], b"ab")}
+    (saved / WEIGHTS_NAME).write_bytes(_safetensors_bytes(fp8))
+    _assert_fails_unchanged(saved, r"'base_model\.model\.0\.lora_A\.weight' has dtype F8_E4M3")
+
+
+def _nested(seed: int = 0) -> Module:
+    """A model where the name "0" is also a suffix of "2.0": a list entry "0" catches both."""
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        Linear(6, 8, rng=rng), ReLU(), Sequential(Linear(8, 8, rng=rng)), Linear(8, 3, rng=rng)
+    )
+
+
+def test_names_that_a_list_would_read_too_widely_are_saved_exactly(tmp_path):
+    model = apply_lora(_nested(), LoRAConfig(2, 4.0, target_modules="0|3", rank_pattern={"3": 1}))
+    model.get_parameter("0.lora_b.weight").data += 1.0
+    save_adapter(model, tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert config["target_modules"] == "0|3" and config["rank_pattern"] == {"^3": 1}
+    fresh = load_adapter(_nested(), tmp_path)
+    assert [name for name, _ in lora_layers(fresh)] == ["0", "3"]  # not "2.0"
+    x = Tensor(np.ones((2, 6), np.float32))
+    np.testing.assert_array_equal(fresh(x).data, model(x).data)
+    # without a clash the names stay a plain list
+    save_adapter(_trained(CONFIGS["plain"]), tmp_path / "plain")
+    assert json.loads((tmp_path / "plain" / CONFIG_NAME).read_text())["target_modules"] == [
+        "0",
+        "2",
+    ]
+
+
+def test_a_pissa_adapter_and_plain_layers_are_not_mixed(tmp_path, saved):
+    save_adapter(
+        _trained(LoRAConfig(2, 4.0, target_modules=["0", "2"], init="pissa")), tmp_path / "p"
+    )
+    plain = apply_lora(_base(), LoRAConfig(2, 4.0, target_modules=["0", "2"]))
+    with pytest.raises(
+        ValueError, match=r"layer '0' has init='kaiming', the adapter has init='pissa'"
+    ):
+        load_adapter(plain, tmp_path / "p")
+    pissa = apply_lora(_base(), LoRAConfig(2, 4.0, target_modules=["0", "2"], init="pissa"))
+    with pytest.raises(
+        ValueError, match=r"layer '0' has init='pissa', the adapter has init='kaiming'"
+    ):
+        load_adapter(pissa, saved)
+    gaussian = apply_lora(_base(), LoRAConfig(2, 4.0, target_modules=["0", "2"], init="gaussian"))
+    assert load_adapter(gaussian, saved) is gaussian  # the values come from the file either way
 
 
 def test_missing_files(tmp_path):

@@ -184,6 +184,10 @@ def test_config_validation(kwargs, kind, match):
         LoRAConfig(2, 4.0, **kwargs)
 
 
+def test_modules_to_save_none_is_none_as_in_peft():
+    assert LoRAConfig(2, 4.0, target_modules=["0"], modules_to_save=None).modules_to_save == ()
+
+
 def test_config_rank_and_alpha_errors():
     with pytest.raises(ValueError, match="rank must be >= 1"):
         LoRAConfig(0, 1.0, target_modules=["0"])

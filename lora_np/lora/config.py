@@ -42,7 +42,8 @@ class LoRAConfig(LoRAOptions):
         bias: which biases train — ``"none"``, ``"all"``, or ``"lora_only"`` (the biases
             of the layers that have an adapter).
         modules_to_save: names (matched like ``target_modules`` lists) of modules that
-            train fully and are saved with the adapter, e.g. a new classifier head.
+            train fully and are saved with the adapter, e.g. a new classifier head; None
+            (PEFT's default) is none.
         rank_pattern, alpha_pattern: per-layer overrides ``{pattern: value}``; a pattern
             matches a module name that equals it or ends with ``"." + pattern`` (a regular
             expression, as PEFT); the first matching pattern wins.
@@ -50,7 +51,7 @@ class LoRAConfig(LoRAOptions):
 
     target_modules: list[str] | tuple[str, ...] | str | None = None
     bias: str = "none"
-    modules_to_save: tuple[str, ...] = ()
+    modules_to_save: tuple[str, ...] | None = ()
     rank_pattern: dict[str, int] = field(default_factory=dict)
     alpha_pattern: dict[str, float] = field(default_factory=dict)
 
@@ -59,6 +60,8 @@ class LoRAConfig(LoRAOptions):
         self._check_targets()
         if self.bias not in BIAS_MODES:
             raise ValueError(f"LoRAConfig.bias must be one of {BIAS_MODES}, got {self.bias!r}")
+        if self.modules_to_save is None:
+            object.__setattr__(self, "modules_to_save", ())
         if isinstance(self.modules_to_save, str) or not all(
             isinstance(n, str) and n for n in self.modules_to_save
         ):

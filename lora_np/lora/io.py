@@ -3,7 +3,8 @@
 A directory holds two files:
 
 * ``adapter_config.json`` — ``peft_type: "LORA"``, ``r``, ``lora_alpha``, ``lora_dropout``,
-  ``target_modules`` (the exact names adapted), ``bias``, ``use_rslora``, ``use_dora``,
+  ``target_modules`` (the exact names adapted: a list, or a regular expression where a
+  list would catch more), ``bias``, ``use_rslora``, ``use_dora``,
   ``init_lora_weights``, ``rank_pattern``, ``alpha_pattern``, ``modules_to_save``;
 * ``adapter_model.safetensors`` — the tensors, written with the ``safetensors`` library
   (a JSON header and raw little-endian arrays: no pickle, nothing executable). PEFT's keys,
@@ -54,20 +55,25 @@ from lora_np.nn import Module
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 
-# PEFT options lora_np does not implement: loading a config that uses one is an error.
-_UNSUPPORTED = {
-    "fan_in_fan_out": False,
-    "lora_bias": False,
-    "layers_to_transform": None,
-    "layers_pattern": None,
-    "layer_replication": None,
-    "exclude_modules": None,
-    "trainable_token_indices": None,
-    "target_parameters": None,
-    "use_qalora": False,
-    "use_bdlora": None,
-}
+# The fields of adapter_config.json that lora_np reads, and those that describe where an
+# adapter came from or how PEFT runs it and change nothing it computes. Any other field
+# is a PEFT option lora_np does not implement (fan_in_fan_out, layers_to_transform,
+# lora_bias, ...): a config that sets one is refused, one that leaves it unset is fine.
+_READ = {
+    "peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora",
+    "use_dora", "init_lora_weights", "rank_pattern", "alpha_pattern", "modules_to_save",
+}  # fmt: skip
+_METADATA = {
+    "task_type", "base_model_name_or_path", "revision", "inference_mode", "auto_mapping",
+    "peft_version", "megatron_config", "megatron_core", "qalora_group_size", "runtime_config",
+}  # fmt: skip
 _INIT_TO_PEFT = {"kaiming": True, "gaussian": "gaussian", "pissa": "pissa"}
+#: safetensors' dtype names (little-endian) that NumPy reads as they are; BF16 is widened
+_NUMPY_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- writing
@@ -90,12 +96,25 @@ def adapter_tensors(model: Module) -> dict[str, np.ndarray]:
     }
 
 
+def _names_catch_others(model: Module, names: list[str]) -> bool:
+    """True if one of the adapted ``names``, read as PEFT reads a list entry, would also
+    match another module of the model as it was before LoRA (a name ending in
+    ``"." + name``); the insides of the LoRA layers do not count."""
+    inside = tuple(f"{n}." for n in names)
+    others = [m for m, _ in model.named_modules() if m and not m.startswith(inside)]
+    return any(m.endswith(f".{n}") for m in others for n in names)
+
+
 def adapter_config(model: Module) -> dict[str, Any]:
     """The ``adapter_config.json`` contents for ``model``'s adapters (PEFT's field names).
 
     ``target_modules`` lists the exact names adapted; per-layer ranks/alphas that differ
     from ``r``/``lora_alpha`` go to ``rank_pattern``/``alpha_pattern`` under their escaped
-    full names, so PEFT resolves them to the same layers.
+    full names, so PEFT resolves them to the same layers. A list entry (and a pattern key)
+    also matches every module whose name ends in ``"." + entry``; where one of the names
+    would thus catch another module too (``"0"`` catches ``"2.0"``), the names are written
+    exactly: ``target_modules`` as a regular expression that only they match in full, the
+    pattern keys anchored with ``^``.
     """
     layers = lora_layers(model)
     if not layers:
@@ -106,6 +125,9 @@ def adapter_config(model: Module) -> dict[str, Any]:
             raise ValueError(
                 f"save_adapter: layers disagree on {flag}; the PEFT format has one setting"
             )
+    names = [name for name, _ in layers]
+    ambiguous = _names_catch_others(model, names)
+    key = (lambda n: "^" + re.escape(n)) if ambiguous else re.escape
     config = getattr(model, "lora_config", None)
     first = layers[0][1]
     r = config.rank if config is not None else _most_common([lyr.rank for _, lyr in layers])
@@ -119,14 +141,14 @@ def adapter_config(model: Module) -> dict[str, Any]:
         "r": int(r),
         "lora_alpha": _plain_number(alpha),
         "lora_dropout": first.options.dropout,
-        "target_modules": [name for name, _ in layers],
+        "target_modules": "|".join(map(re.escape, names)) if ambiguous else names,
         "bias": config.bias if config is not None else "none",
         "use_rslora": first.options.use_rslora,
         "use_dora": first.options.use_dora,
         "init_lora_weights": _INIT_TO_PEFT[first.options.init],
-        "rank_pattern": {re.escape(n): lyr.rank for n, lyr in layers if lyr.rank != r},
+        "rank_pattern": {key(n): lyr.rank for n, lyr in layers if lyr.rank != r},
         "alpha_pattern": {
-            re.escape(n): _plain_number(lyr.alpha) for n, lyr in layers if lyr.alpha != alpha
+            key(n): _plain_number(lyr.alpha) for n, lyr in layers if lyr.alpha != alpha
         },
         "modules_to_save": list(getattr(model, "_lora_originals", {})) or None,
         "fan_in_fan_out": False,
@@ -187,10 +209,12 @@ def parse_adapter_config(data: bytes, path: str | os.PathLike[str]) -> LoRAConfi
     for key in ("r", "lora_alpha", "target_modules"):
         if key not in raw:
             raise ValueError(f"{path}: missing field {key!r}")
-    for key, default in _UNSUPPORTED.items():
-        value = raw.get(key, default)
-        if value not in (default, None, False, [], {}):
-            raise ValueError(f"{path}: field {key!r} = {value!r} is not supported by lora_np")
+    for key, value in raw.items():
+        if key not in _READ and key not in _METADATA and not _unset(value):
+            raise ValueError(
+                f"{path}: field {key!r} = {value!r} is a PEFT option lora_np does not "
+                "implement (only an unset value, None, false or empty, can be loaded)"
+            )
     init = raw.get("init_lora_weights", True)
     if init is True or init is False:
         init = "kaiming"  # the values are loaded from the file anyway
@@ -216,6 +240,12 @@ def parse_adapter_config(data: bytes, path: str | os.PathLike[str]) -> LoRAConfi
         raise ValueError(f"{path}: {err}") from err
 
 
+def _unset(value: Any) -> bool:
+    """PEFT's "option not used": None, False, or an empty list, dict or string (a 0 is a
+    layer index, not False)."""
+    return value is None or value is False or (isinstance(value, (list, dict, str)) and not value)
+
+
 def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read ``adapter_model.safetensors``; a truncated or corrupt file is a ValueError."""
     path = Path(path)
@@ -229,13 +259,23 @@ def read_adapter_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 def parse_adapter_tensors(data: bytes, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """The arrays in the bytes of ``path`` (an ``adapter_model.safetensors``); a truncated or
     corrupt file is a ValueError naming it."""
-    from safetensors import SafetensorError  # loaded when an adapter is read
-    from safetensors.numpy import load as load_safetensors
+    from safetensors import SafetensorError, deserialize  # loaded when an adapter is read
 
     try:
-        return load_safetensors(data)
-    except (SafetensorError, ValueError, KeyError, OverflowError) as err:
+        views = deserialize(data)
+    except (SafetensorError, ValueError, OverflowError) as err:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    tensors = {}
+    for key, view in views:
+        if view["dtype"] == "BF16":  # NumPy has no bfloat16: the top half of a float32
+            bits = np.frombuffer(view["data"], dtype="<u2").astype(np.uint32) << 16
+            tensors[key] = bits.view(np.float32).reshape(view["shape"])
+        elif view["dtype"] in _NUMPY_DTYPES:
+            dtype = np.dtype(_NUMPY_DTYPES[view["dtype"]])
+            tensors[key] = np.frombuffer(view["data"], dtype=dtype).reshape(view["shape"])
+        else:
+            raise ValueError(f"{path}: key {key!r} has dtype {view['dtype']}, not a float")
+    return tensors
 
 
 def _read_adapter_folder(directory: Path) -> tuple[LoRAConfig, dict[str, np.ndarray], Path]:
@@ -266,9 +306,17 @@ def _expected_shapes(model: Module, config: LoRAConfig) -> dict[str, tuple[str, 
 
 
 def _check_existing_layers(layers: list[tuple[str, Any]], config: LoRAConfig) -> None:
-    """Loading into LoRA layers that exist: they must be the ones the config describes."""
+    """Loading into LoRA layers that exist: they must be the ones the config describes,
+    and made with PiSSA exactly when the adapter was (PiSSA's base weight is the residual
+    W − B₀A₀, so its adapters are not interchangeable with plain ones)."""
     for name, layer in layers:
         want = config.options_for(name)
+        if (layer.options.init == "pissa") != (want.init == "pissa"):
+            raise ValueError(
+                f"the model's LoRA layer {name!r} has init={layer.options.init!r}, the "
+                f"adapter has init={want.init!r}: a PiSSA adapter needs PiSSA layers (whose "
+                "base weight is the residual), and a plain one plain layers"
+            )
         for attr in ("rank", "alpha", "use_rslora", "use_dora"):
             have, value = getattr(layer.options, attr), getattr(want, attr)
             if have != value:
