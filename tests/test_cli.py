@@ -3,6 +3,7 @@ traceback) caught before any work; ``--threads`` means one thing; ``--help`` rea
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,13 @@ def _status(argv: list[str]) -> int:
         return int(exit_.code)
 
 
+#: a notebook of one code cell
+_NOTEBOOK = (
+    '{"cells": [{"cell_type": "code", "execution_count": null, "id": "c", "metadata": {},'
+    ' "outputs": [], "source": "x = 1"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+)
+
+
 def _a_file(tmp_path: Path) -> str:
     path = tmp_path / "a_file"
     path.write_text("not a folder")
@@ -62,6 +70,21 @@ BAD = {
         "a quick run never overwrites the notebooks it runs",
     ),
     "unknown command": (["nope"], "invalid choice: 'nope'"),
+    "threads above the CPUs": (
+        ["bench", "--threads", "99999999999999999999"],
+        "--threads: expected a whole number from 0 to",
+    ),
+    "out empty (reproduce)": (["reproduce", "--out", ""], "--out: expected a folder path, got ''"),
+    "out empty (notebooks)": (["notebooks", "--out", ""], "--out: expected a folder path, got ''"),
+    "an unreadable notebook": (["notebooks", "{bad_notebook}"], "not a readable notebook"),
+    "two notebooks, one file": (
+        ["notebooks", "{first}/nb.ipynb", "{second}/nb.ipynb", "--out", "{empty}"],
+        "would both be written to",
+    ),
+    "quick over a full run": (
+        ["reproduce", "--quick", "--only", "gradcheck_eps", "--out", "{full_run}"],
+        "holds a full run, which a quick run never overwrites",
+    ),
 }
 
 
@@ -71,7 +94,15 @@ def test_a_bad_value_is_a_one_line_usage_error_before_any_work(
 ) -> None:
     monkeypatch.chdir(REPO)  # notebooks/ is where the runner looks by default
     (tmp_path / "empty").mkdir()
-    argv = [a.format(file=_a_file(tmp_path), empty=tmp_path / "empty") for a in argv]
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    for folder in ("first", "second", "full_run"):
+        (tmp_path / folder).mkdir()
+    for folder in ("first", "second"):
+        (tmp_path / folder / "nb.ipynb").write_text(_NOTEBOOK)
+    (tmp_path / "full_run" / "gradcheck_eps.json").write_text('{"quick": false}')
+    places = {f: tmp_path / f for f in ("empty", "first", "second", "full_run")}
+    bad = tmp_path / "bad.ipynb"
+    argv = [a.format(file=_a_file(tmp_path), bad_notebook=bad, **places) for a in argv]
     assert _status(argv) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -98,6 +129,86 @@ def test_the_real_command_exits_2_without_a_traceback() -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch) -> None:
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lora_np.cli.demo.train_digits_mlp", interrupted)
+    assert main(["demo", "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "python -m lora_np demo: interrupted" and "Traceback" not in err
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_diverged_demo_says_why_in_one_line(capsys) -> None:
+    assert main(["demo", "--epochs", "1", "--lr", "1e300", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m lora_np demo: fit: the loss is nan") and "\n" not in err
+    assert "smaller learning rate" in err
+
+
+def test_a_failed_plot_keeps_the_previous_pair_of_files(tmp_path, monkeypatch, capsys) -> None:
+    import types
+
+    def experiment(fail: bool) -> types.SimpleNamespace:
+        def plot(result):
+            if fail:
+                raise RuntimeError("the plot failed")
+            import matplotlib.pyplot as plt
+
+            return plt.figure()
+
+        return types.SimpleNamespace(
+            run=lambda quick, seed, progress: {"seed": seed, "quick": quick},
+            plot=plot,
+            summary=lambda result: f"seed {result['seed']}",
+        )
+
+    monkeypatch.setattr("lora_np.cli.reproduce.names", lambda: ["fake"])
+    monkeypatch.setattr("lora_np.cli.reproduce.load", lambda name: experiment(fail=False))
+    assert main(["reproduce", "--only", "fake", "--out", str(tmp_path), "--no-progress"]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["fake.json", "fake.png"]
+    monkeypatch.setattr("lora_np.cli.reproduce.load", lambda name: experiment(fail=True))
+    argv = ["reproduce", "--only", "fake", "--seed", "3", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 1
+    assert "fake: FAILED" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # seed 0's pair
+
+
+def test_a_timed_out_cell_and_a_dead_kernel_fail_their_notebooks_only(tmp_path, capsys) -> None:
+    def notebook(name: str, source: str) -> str:
+        path = tmp_path / f"{name}.ipynb"
+        path.write_text(_NOTEBOOK.replace('"x = 1"', json.dumps(source)))
+        return str(path)
+
+    slow = notebook("a_slow", "import time\ntime.sleep(30)")
+    dies = notebook("b_dies", "import os\nos._exit(1)")
+    fine = notebook("c_fine", "x = 1")
+    out = tmp_path / "out"
+    argv = ["notebooks", "--quick", "--timeout", "2", slow, dies, fine, "--out", str(out)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("FAILED") == 2 and "2 notebook(s) failed: a_slow" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["c_fine.ipynb"]  # the others ran
+
+
+def test_a_section_named_twice_runs_once(monkeypatch, capsys) -> None:
+    seen = []
+
+    def benchmark(sections, **kwargs):
+        seen.append(sections)
+        return {"environment": {}, "timing": {}, "sections": {}}
+
+    monkeypatch.setattr("lora_np.cli.bench.benchmark", benchmark)
+    monkeypatch.setattr("lora_np.cli.bench.format_table", lambda results: "")
+    assert main(["bench", "--only", "lora", "lora", "engine", "lora"]) == 0
+    assert seen == [("lora", "engine")]
 
 
 # --------------------------------------------------------------------------- --threads

@@ -368,3 +368,6 @@ def test_bench_section_runs_without_torch_and_says_so(monkeypatch: pytest.Monkey
     lines = format_gpt_section(section)
     assert "  torch: skipped: torch not installed" in lines
     assert lines[1].startswith("[gpt]")
+    # the header says how many BLAS threads lora_np had, not "one thread each"
+    threads = section["lora_np_blas_threads"]
+    assert f"lora_np ({threads} BLAS thread" in lines[1] and "PyTorch eager (1 thread)" in lines[1]

@@ -9,6 +9,7 @@ dependencies). Bad values are usage errors, reported by :mod:`lora_np.cli.argume
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from lora_np.cli.arguments import HelpFormatter, OneLineParser, UsageError, report_usage_error
@@ -30,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: the process's arguments) and run the chosen command.
 
     Returns the exit status: 0 on success, 1 if some of the work failed, 2 for a usage
-    error (a bad value, reported in one line before any work starts).
+    error (a bad value, reported in one line before any work starts), 130 if interrupted
+    (Ctrl-C: one line, no traceback; files are written whole or not at all, so what is on
+    disk is complete). Output piped into a command that stops reading (``| head``) ends the
+    run quietly.
     """
     parser = OneLineParser(
         prog="python -m lora_np", description=DESCRIPTION, formatter_class=HelpFormatter
@@ -51,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == chosen:
             modules[name].configure(command_parser)
     args = parser.parse_args(argv)
+    prog = f"{parser.prog} {args.command}"
     try:
         return int(modules[args.command].run(args) or 0)
     except UsageError as error:
-        return report_usage_error(f"{parser.prog} {args.command}", error)
+        return report_usage_error(prog, error)
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of stdout has gone: stop, and say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

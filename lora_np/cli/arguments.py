@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -87,11 +88,29 @@ THREADS_HELP = (
 )
 
 
+def thread_count(text: str) -> int:
+    """An int from 0 to the number of CPUs: more BLAS threads than cores only wait."""
+    value = _int(text)
+    cpus = os.cpu_count() or 1
+    if not 0 <= value <= cpus:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {cpus} (the CPUs of this machine), got {value}"
+        )
+    return value
+
+
+def folder_path(text: str) -> Path:
+    """A folder path; the empty string is refused (it would mean the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder path, got ''")
+    return Path(text)
+
+
 def add_threads_option(parser: argparse.ArgumentParser, default: int) -> None:
-    """``--threads N`` (N >= 0, see :data:`THREADS_HELP`)."""
+    """``--threads N`` (0 <= N <= the number of CPUs, see :data:`THREADS_HELP`)."""
     parser.add_argument(
         "--threads",
-        type=nonnegative_int,
+        type=thread_count,
         default=default,
         metavar="N",
         help=THREADS_HELP,
@@ -151,9 +170,11 @@ __all__ = [
     "UsageError",
     "add_threads_option",
     "blas_threads",
+    "folder_path",
     "nonnegative_int",
     "positive_float",
     "positive_int",
     "report_usage_error",
+    "thread_count",
     "writable_folder",
 ]

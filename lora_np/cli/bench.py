@@ -20,9 +20,9 @@ step holds in memory:
   direct step of the same model: the digits MLP (D ≈ 26k) at d = 1,000 with a dense and
   a Fastfood P, and the large MLP (D ≈ 1.9M) at d = 10,000 with Fastfood (target <= 3).
 * ``gpt`` — an Adam step of the tiny GPT (full fine-tuning, and LoRA on q and v) through
-  lora_np against PyTorch eager on a twin with the same weights, one thread each, and
-  their memory (:mod:`lora_np.cli.bench_gpt`; PyTorch is optional, without it only
-  lora_np is timed).
+  lora_np against PyTorch eager on a twin with the same weights (PyTorch on one thread,
+  lora_np on the BLAS threads ``--threads`` gives it), and their memory
+  (:mod:`lora_np.cli.bench_gpt`; PyTorch is optional, without it only lora_np is timed).
 
 How it is timed: every step of a comparison is first run once (warm-up, and a check that
 the engine and the hand-written step compute the same update), then the steps take
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
     with blas_threads(args.threads):
         results = benchmark(
-            sections=tuple(args.only or SECTIONS),
+            sections=tuple(dict.fromkeys(args.only or SECTIONS)),  # each section once
             repeats=repeats,
             quick=bool(args.quick),
             progress=not args.no_progress,

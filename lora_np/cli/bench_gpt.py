@@ -3,7 +3,8 @@
 The model is the tiny GPT of :mod:`lora_np.models` at the shape of the pretrained
 checkpoint (vocab 27, context 16, d_model 64, 4 heads, 2 blocks: 104,576 weights), on a
 batch of 64 random sequences of 16 tokens, with Adam. Four steps are timed side by side,
-interleaved (the bench's :class:`~lora_np.cli.bench.Timer`), one thread each:
+interleaved (the bench's :class:`~lora_np.cli.bench.Timer`), PyTorch on one thread and
+lora_np on the BLAS threads that ``--threads`` leaves it (one in the README's run):
 
 * full fine-tuning and LoRA on q_proj and v_proj (r = 8, α = 16) through lora_np;
 * the same two in PyTorch eager (:func:`torch_twin`: a ``torch.nn`` model with the same
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from lora_np.lora import LoRAConfig, apply_lora, count_parameters
 from lora_np.models import GPT, token_nll
@@ -234,6 +236,8 @@ def gpt_section(timer: Any) -> dict[str, Any]:
                 abs(first_losses[key] - reference) <= LOSS_RTOL * abs(reference)
             )
     threads = torch_info.pop("_threads", None)
+    blas = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    lora_np_threads = blas[0].get("num_threads") if blas else None
     try:
         times = timer.measure(steps)
     finally:
@@ -267,6 +271,7 @@ def gpt_section(timer: Any) -> dict[str, Any]:
     trainable = {"full": count_parameters(full)[0], "lora": count_parameters(lora)[0]}
     return {
         "status": "ok",
+        "lora_np_blas_threads": lora_np_threads,
         "what": (
             f"GPT step, vocab {ARCHITECTURE['vocab_size']}, d_model {ARCHITECTURE['d_model']}, "
             f"{ARCHITECTURE['n_layers']} blocks, {ARCHITECTURE['n_heads']} heads "
@@ -331,7 +336,12 @@ def _copy_adapters(full: GPT, peft_model: Any) -> None:
 
 def format_gpt_section(section: dict[str, Any]) -> list[str]:
     """The section as the lines ``python -m lora_np bench`` prints (starting with a blank)."""
-    lines = ["", "[gpt] GPT training step, lora_np vs PyTorch eager (one thread each)"]
+    threads = section.get("lora_np_blas_threads")
+    lora_np_threads = f"{threads} BLAS thread{'s' if threads != 1 else ''}" if threads else "BLAS"
+    lines = [
+        "",
+        f"[gpt] GPT training step, lora_np ({lora_np_threads}) vs PyTorch eager (1 thread)",
+    ]
     lines.append(f"  {section['what']}")
     torch_info = section["torch"]
     lines.append(f"  {'step':<22} {'lora_np ms':>10} {'torch ms':>9} {'ratio':>6} {'q1-q3':>11}")

@@ -12,6 +12,7 @@ The whole recipe, with nothing hidden::
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 
@@ -112,13 +113,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = train_digits_mlp(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    try:
+        result = train_digits_mlp(
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except FloatingPointError as error:  # the loss diverged; the message says what to try
+        print(f"python -m lora_np demo: {error}", file=sys.stderr)
+        return 1
     sizes = "-".join(str(s) for s in SIZES)
     steps = result.history.steps
     used = min(args.batch_size, result.n_train)

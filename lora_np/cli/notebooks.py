@@ -27,10 +27,10 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 import lora_np
-from lora_np.cli.arguments import UsageError, positive_int, writable_folder
+from lora_np.cli.arguments import UsageError, folder_path, positive_int, writable_folder
 from lora_np.experiments.common import QUICK_ENV
 from lora_np.files import write_atomic
 
@@ -113,8 +113,9 @@ def execute_notebook(
 ) -> nbformat.NotebookNode:
     """Run the notebook at ``path`` in a fresh kernel and return the executed notebook.
 
-    Nothing is written. Raises :class:`nbclient.exceptions.CellExecutionError` (with the
-    failing cell and its traceback) if any cell raises; ``timeout`` is per cell, in seconds.
+    Nothing is written. Raises one of :data:`RUN_FAILURES`: a cell raised
+    (``CellExecutionError``, with the failing cell and its traceback), a cell ran longer than
+    ``timeout`` seconds, or the kernel died.
     """
     path = Path(path)
     notebook = nbformat.read(path, as_version=4)
@@ -130,6 +131,10 @@ def execute_notebook(
         client.execute()
     notebook.metadata["lora_np"] = {"quick": bool(quick)}
     return notebook
+
+
+#: How a notebook's run can fail (each reported as that notebook's failure; the others run).
+RUN_FAILURES = (CellExecutionError, CellTimeoutError, DeadKernelError)
 
 
 def write_atomically(notebook: nbformat.NotebookNode, path: Path | str) -> None:
@@ -177,7 +182,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=folder_path,
         default=None,
         metavar="DIR",
         help=f"write the executed notebooks to DIR (default: in place for a full run, "
@@ -219,7 +224,20 @@ def run(args: argparse.Namespace) -> int:
         paths = find_notebooks(args.names, args.dir)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    for path in paths:  # every notebook readable before any runs
+        try:
+            nbformat.read(path, as_version=4)
+        except (OSError, ValueError, KeyError) as error:  # NotJSONError is a ValueError
+            raise UsageError(f"{path}: not a readable notebook ({error})") from None
     targets = {path: output_path(path, args.out, quick=args.quick) for path in paths}
+    by_target: dict[Path, Path] = {}
+    for path, target in targets.items():
+        other = by_target.setdefault(target.resolve(), path)
+        if other != path:
+            raise UsageError(
+                f"{other} and {path} would both be written to {target}; run them with "
+                "different --out folders"
+            )
     for folder in dict.fromkeys(target.parent for target in targets.values()):
         writable_folder(folder, "--out")  # before any notebook runs
     failed: list[str] = []
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             executed = execute_notebook(path, quick=args.quick, timeout=args.timeout)
-        except CellExecutionError as error:
+        except RUN_FAILURES as error:
             print(f"  FAILED after {time.perf_counter() - start:.1f} s, nothing written:")
             print(str(error), file=sys.stderr)
             failed.append(path.name)

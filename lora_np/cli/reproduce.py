@@ -2,15 +2,18 @@
 
 Runs each experiment of :data:`lora_np.experiments.EXPERIMENTS` in turn, writes
 ``DIR/<name>.json`` (the result dict) and ``DIR/<name>.png`` (its figure), and prints one
-line per experiment: its headline number and how long it took. Files are written to a
-temporary name in ``DIR`` and renamed, so an interrupted run never leaves half a file.
-If an experiment fails, its traceback is printed, the others still run, and the command
-exits with status 1.
+line per experiment: its headline number and how long it took. Both are made in memory
+first (the result, its figure and its headline), then each is written to a temporary name
+in ``DIR`` and renamed, so a failure or an interrupt in the experiment, its plot or its
+summary leaves the previous pair as it was, and no file is ever half written. If an
+experiment fails, its traceback is printed, the others still run, and the command exits
+with status 1. A quick run never overwrites a full run's results.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -19,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from lora_np.cli.arguments import (
+    UsageError,
     add_no_progress_option,
     add_threads_option,
     blas_threads,
+    folder_path,
     nonnegative_int,
     writable_folder,
 )
@@ -35,10 +40,26 @@ FULL_OUT = "figures"
 QUICK_OUT = "figures/quick"
 
 
-def output_folder(out: str | None, *, quick: bool) -> Path:
+def output_folder(out: Path | str | None, *, quick: bool) -> Path:
     """``--out`` if given, else ``figures/`` for a full run and ``figures/quick/`` for a
     quick one."""
-    return Path(out) if out else Path(QUICK_OUT if quick else FULL_OUT)
+    return Path(out) if out is not None else Path(QUICK_OUT if quick else FULL_OUT)
+
+
+def check_quick_keeps_full_runs(out: Path, selected: list[str]) -> None:
+    """A quick run must not overwrite a full run's results: a :class:`UsageError` if
+    ``out/<name>.json`` of a selected experiment holds one (its ``"quick"`` is false)."""
+    for name in selected:
+        path = out / f"{name}.json"
+        try:
+            was_quick = json.loads(path.read_text(encoding="utf-8")).get("quick", True)
+        except (OSError, ValueError, AttributeError):  # none, or not a result: nothing to keep
+            continue
+        if was_quick is False:
+            raise UsageError(
+                f"--out {out}: {path} holds a full run, which a quick run never "
+                f"overwrites; write the quick run elsewhere (default: {QUICK_OUT}/)"
+            )
 
 
 DESCRIPTION = """\
@@ -70,6 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
+        type=folder_path,
         default=None,
         metavar="DIR",
         help=f"output folder (default: {FULL_OUT}/, or {QUICK_OUT}/ with --quick)",
@@ -87,9 +109,11 @@ def save_result(result: dict[str, Any], path: Path) -> None:
     write_atomic(path, lambda f: f.write(text))
 
 
-def save_figure(figure: Any, path: Path) -> None:
-    """Render ``figure`` to PNG at ``path`` (atomically)."""
-    write_atomic(path, lambda f: figure.savefig(f, format="png"), mode="wb")
+def render_png(figure: Any) -> bytes:
+    """``figure`` as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def reproduce(
@@ -112,9 +136,10 @@ def reproduce(
         try:
             module = load(name)
             result = jsonable(module.run(quick=quick, seed=seed, progress=progress))
-            save_result(result, out / f"{name}.json")
-            save_figure(module.plot(result), out / f"{name}.png")
+            png = render_png(module.plot(result))  # everything made before anything is written
             line = module.summary(result)
+            save_result(result, out / f"{name}.json")
+            write_atomic(out / f"{name}.png", lambda f, png=png: f.write(png), mode="wb")
         except Exception:
             print(f"{name}: FAILED", file=sys.stderr)
             traceback.print_exc()
@@ -128,10 +153,12 @@ def reproduce(
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``python -m lora_np reproduce``; returns the exit status."""
     out = writable_folder(output_folder(args.out, quick=args.quick))  # before any work
+    selected = list(dict.fromkeys(args.only)) if args.only else names()
+    if args.quick:
+        check_quick_keeps_full_runs(out, selected)
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
-    selected = list(dict.fromkeys(args.only)) if args.only else names()
     with blas_threads(args.threads):
         finished = reproduce(
             selected,
