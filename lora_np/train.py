@@ -139,27 +139,30 @@ def evaluate(
 
     Runs in eval mode (Dropout off) under ``no_grad`` and puts every module back in the
     mode it was in. Large inputs go through in chunks of ``batch_size`` rows; the loss is
-    the chunk losses weighted by chunk size, i.e. the mean over all samples for a loss
-    that averages (as the defaults do). ``accuracy`` is the fraction of rows whose
-    arg-max is the label (correct rows / rows, exactly), or None when the labels are not
-    integer class ids.
+    the chunk losses weighted by the targets each chunk holds, i.e. the mean over all
+    targets for a loss that averages (as the defaults do). ``accuracy`` is the fraction of
+    targets where the arg-max is the label (correct / targets, exactly), or None when the
+    labels are not integer class ids. A negative label is no target (the padding of
+    :func:`~lora_np.models.token_nll`, which skips it too): it counts in neither.
     """
     X, y = _check_pair((X, y), "evaluate")
     X = _as_model_dtype(model, X)
     batch_size = _positive_int(batch_size, "batch_size")
     total_loss, classify = 0.0, np.issubdtype(y.dtype, np.integer)
-    predictions = []
+    targets = correct = 0
     with _modes_restored(model), no_grad():
         model.eval()
         for start in range(0, len(X), batch_size):
             xb, yb = X[start : start + batch_size], y[start : start + batch_size]
             out = model(Tensor(xb))
-            total_loss += float(loss(out, yb).item()) * len(xb)
+            counted = int(np.count_nonzero(yb >= 0)) if classify else len(xb)
+            total_loss += float(loss(out, yb).item()) * counted
+            targets += counted
             if classify:
-                predictions.append(np.argmax(out.data, axis=-1))
+                correct += int(np.count_nonzero((np.argmax(out.data, axis=-1) == yb) & (yb >= 0)))
     return {
-        "loss": total_loss / len(X),
-        "accuracy": float(np.mean(np.concatenate(predictions) == y)) if classify else None,
+        "loss": total_loss / targets if targets else math.nan,
+        "accuracy": correct / targets if classify and targets else None,
     }
 
 

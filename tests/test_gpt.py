@@ -324,6 +324,27 @@ def test_generate_is_deterministic_per_rng_and_checks_its_arguments() -> None:
         model.generate(start.astype(float), 2)
 
 
+def test_generate_keeps_a_prompt_longer_than_the_context_and_reads_its_end() -> None:
+    model = GPT(11, 6, 8, 2, 1, rng=np.random.default_rng(0))
+    prompt = np.random.default_rng(1).integers(0, 11, (2, 9))
+    long = model.generate(prompt, 3, rng=np.random.default_rng(5))
+    cropped = model.generate(prompt[:, -6:], 3, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(long[:, :9], prompt)
+    np.testing.assert_array_equal(long[:, 9:], cropped[:, 6:])
+    with pytest.raises(ValueError, match="token ids must be in"):
+        model.generate(np.full((1, 9), 11), 1)  # a bad id anywhere in the prompt
+
+
+def test_a_temperature_too_small_to_divide_by_is_greedy() -> None:
+    model = GPT(11, 6, 8, 2, 1, rng=np.random.default_rng(0))
+    start = np.zeros((3, 1), dtype=np.int64)
+    ids = model.generate(start, 4, temperature=1e-310, rng=np.random.default_rng(0))
+    greedy = start
+    for _ in range(4):
+        greedy = np.concatenate([greedy, model(greedy).data[:, -1].argmax(axis=1)[:, None]], 1)
+    np.testing.assert_array_equal(ids, greedy)
+
+
 def test_generate_follows_the_model_and_sharpens_with_low_temperature() -> None:
     model = GPT(5, 4, 8, 2, 1, rng=np.random.default_rng(0))
     model.lm_head.weight.data[:] = 0.0

@@ -89,6 +89,14 @@ def test_encode_names_shifts_targets_by_one_and_pads_with_ignore() -> None:
         encode_names(["ann"], 3)
 
 
+def test_encode_names_and_decode_name_what_they_expected() -> None:
+    with pytest.raises(TypeError, match="expected a list of names, got the string 'ann'"):
+        encode_names("ann", 6)
+    with pytest.raises(TypeError, match="token ids must be integers, got dtype float64"):
+        decode([1.5])
+    assert decode([]) == ""
+
+
 def test_splits_are_deterministic_disjoint_and_cover_everything() -> None:
     train, validation = names_split("first")
     assert (len(train), len(validation)) == (4_647, 516)

@@ -16,9 +16,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from lora_np.data import NAMES_SHA256, names_split
+from lora_np.data.names import IGNORE
 from lora_np.experiments import quick_mode, tiny_lm
 from lora_np.experiments.common import jsonable
-from lora_np.models import GPT
+from lora_np.models import GPT, token_nll
 from lora_np.models.char_lm import Sequences, cosine_schedule, nll, sample_names, train
 from lora_np.models.pretrained import (
     ARCHITECTURE,
@@ -31,6 +32,7 @@ from lora_np.models.pretrained import (
     pretrain,
     read_checkpoint,
 )
+from lora_np.train import evaluate
 
 CHECKPOINT = (
     Path(__file__).resolve().parents[1] / "lora_np/models/checkpoints/gpt_surnames.safetensors"
@@ -82,6 +84,9 @@ def test_a_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_pretrained(tmp_path / "missing.safetensors")
     assert load_pretrained(broken, check_sha256=False).config() == ARCHITECTURE
+    broken.write_bytes(CHECKPOINT.read_bytes()[:100])  # truncated: not even a header
+    with pytest.raises(ValueError, match=r"gpt\.safetensors is not a readable safetensors"):
+        load_pretrained(broken, check_sha256=False)
 
 
 def test_pretrain_checks_its_steps() -> None:
@@ -136,10 +141,29 @@ def test_nll_counts_every_target_once_whatever_the_batch() -> None:
     assert nll(model, data, batch_size=1) == pytest.approx(nll(model, data), rel=1e-6)
 
 
+def test_evaluate_leaves_the_padding_out_of_the_loss_and_the_accuracy() -> None:
+    model, data = _small()
+    for batch_size in (1, 4, 4096):  # the loss is the same however the rows are chunked
+        result = evaluate(model, data.inputs, data.targets, loss=token_nll, batch_size=batch_size)
+        assert result["loss"] == pytest.approx(nll(model, data), rel=1e-6)
+    real = data.targets != IGNORE
+    predicted = np.argmax(model(data.inputs).data, axis=-1)
+    assert result["accuracy"] == np.count_nonzero((predicted == data.targets) & real) / real.sum()
+
+
+def test_train_checks_eval_every() -> None:
+    model, data = _small()
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="eval_every must be a positive int or None"):
+            train(model, data, steps=2, lr=0.1, rng=np.random.default_rng(0), eval_every=bad)
+
+
 def test_cosine_schedule_and_samples() -> None:
     schedule = cosine_schedule(1.0, 10)
     assert schedule(1) == 1.0 and schedule(6) == pytest.approx(0.5)
     assert 0 < schedule(10) < 0.03
+    with pytest.raises(ValueError, match="steps must be a positive int, got 0"):
+        cosine_schedule(1e-3, 0)
     model, _ = _small()
     names = sample_names(model, 5, np.random.default_rng(0))
     assert names == sample_names(model, 5, np.random.default_rng(0))

@@ -131,8 +131,11 @@ def encode(name: str) -> np.ndarray:
 
 def decode(ids: np.ndarray | list[int]) -> str:
     """The letters of ``ids`` up to the first end token (or the end): [1, 2, 0, 5] -> "ab"."""
+    array = np.asarray(ids)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"decode: token ids must be integers, got dtype {array.dtype}")
     out = []
-    for i in np.asarray(ids).reshape(-1).tolist():
+    for i in array.reshape(-1).tolist():
         if not 0 <= i < VOCAB_SIZE:
             raise ValueError(f"decode: token id {i} is outside [0, {VOCAB_SIZE})")
         if i == END:
@@ -153,6 +156,8 @@ def encode_names(names: list[str], context_length: int) -> tuple[np.ndarray, np.
         raise ValueError(
             f"encode_names: context_length must be an int >= 2, got {context_length!r}"
         )
+    if isinstance(names, str):
+        raise TypeError(f"encode_names: expected a list of names, got the string {names!r}")
     if not names:
         raise ValueError("encode_names: the list of names is empty")
     inputs = np.full((len(names), context_length), END, dtype=np.int64)

@@ -32,6 +32,8 @@ from lora_np.tensor import no_grad
 def cosine_schedule(lr: float, steps: int) -> Callable[[int], float]:
     """Half a cosine from ``lr`` at step 1 towards 0 after ``steps``:
     ``lr · ½(1 + cos(π·(k − 1)/steps))`` at step k."""
+    if not is_positive_int(steps):
+        raise ValueError(f"cosine_schedule: steps must be a positive int, got {steps!r}")
     return lambda k: lr * 0.5 * (1.0 + math.cos(math.pi * (k - 1) / steps))
 
 
@@ -100,10 +102,12 @@ def train(
 ) -> dict[str, Any]:
     """``steps`` optimizer steps on the parameters of ``model`` that require grad.
 
-    Batches of ``batch_size`` names are drawn without replacement, epoch after epoch, in
-    an order from ``rng``. ``lr`` is the learning rate, or a function of the step
-    k = 1, 2, ... that gives it (see :func:`cosine_schedule`). Every ``eval_every`` steps
-    (and at step 0 and at the end), the NLL on each set of ``eval_sets`` is recorded.
+    Batches of ``batch_size`` names are drawn without replacement within an epoch, in an
+    order from ``rng``; a batch that runs past the end of an epoch is completed from the
+    next one's order (so it may hold a name twice). ``lr`` is the learning rate, or a
+    function of the step k = 1, 2, ... that gives it (see :func:`cosine_schedule`). Every
+    ``eval_every`` steps (and at step 0 and at the end), the NLL on each set of
+    ``eval_sets`` is recorded.
     ``keep_best`` names one of them: training then ends with the trained parameters as
     they were at the evaluation where that NLL was lowest (early stopping on a held-out
     set), and ``history["best_step"]`` says which step that was.
@@ -116,6 +120,8 @@ def train(
         raise ValueError(
             f"train: steps and batch_size must be positive ints, got {steps}, {batch_size}"
         )
+    if eval_every is not None and not is_positive_int(eval_every):
+        raise ValueError(f"train: eval_every must be a positive int or None, got {eval_every!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("train: the model has no parameter that requires grad")

@@ -187,12 +187,15 @@ class GPT(Module):
     ) -> np.ndarray:
         """Extend each row of ``idx`` (B, T) by ``max_new_tokens`` sampled tokens.
 
-        At each step the model sees the last ``context_length`` tokens and the next token
-        is drawn from softmax(logits / temperature) of the last position (temperature < 1
-        sharpens the distribution, > 1 flattens it). Same ``rng`` state, same tokens.
-        Returns the ids (B, T + max_new_tokens) as int64.
+        At each step the model sees the last ``context_length`` tokens (a longer prompt is
+        kept whole in the result) and the next token is drawn from softmax(logits /
+        temperature) of the last position (temperature < 1 sharpens the distribution, > 1
+        flattens it; one so close to 0 that logits / temperature overflows picks the
+        arg-max). Same ``rng`` state, same tokens. Returns the ids (B, T + max_new_tokens)
+        as int64.
         """
-        ids = self.check_ids(idx).astype(np.int64)
+        ids = check_token_ids(idx, self.vocab_size, "GPT").astype(np.int64)
+        self.check_ids(ids[..., -self.context_length :])  # (B, T) with T >= 1
         if not is_int(max_new_tokens) or max_new_tokens < 0:
             raise ValueError(
                 f"generate: max_new_tokens must be an int >= 0, got {max_new_tokens!r}"
@@ -205,12 +208,15 @@ class GPT(Module):
         with no_grad():
             for _ in range(int(max_new_tokens)):
                 logits = self(ids[:, -self.context_length :]).data[:, -1, :]
-                scaled = logits.astype(np.float64) / float(temperature)
-                probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-                probs /= probs.sum(axis=1, keepdims=True)
+                with np.errstate(over="ignore", invalid="ignore"):  # see `overflowed`
+                    scaled = logits.astype(np.float64) / float(temperature)
+                    probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+                    probs /= probs.sum(axis=1, keepdims=True)
                 # inverse-CDF sampling: the first token whose cumulative probability exceeds u
                 u = rng.random((len(ids), 1))
                 chosen = np.minimum((np.cumsum(probs, axis=1) < u).sum(axis=1), self.vocab_size - 1)
+                overflowed = ~np.isfinite(scaled).all(axis=1)  # temperature ~ 0: greedy
+                chosen[overflowed] = np.argmax(logits[overflowed], axis=1)
                 ids = np.concatenate([ids, chosen[:, None]], axis=1)
         return ids
 

@@ -135,7 +135,7 @@ def read_checkpoint(
     path: str | Path | None = None, *, check_sha256: bool = True
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and the metadata of the checkpoint (the shipped one unless ``path``)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     file = _checkpoint_path(path)
     if not file.is_file():
@@ -152,9 +152,12 @@ def read_checkpoint(
             f"expected {CHECKPOINT_SHA256}. Reinstall lora_np, or rebuild it with "
             "tools/pretrain_gpt.py"
         )
-    with safe_open(str(file), framework="numpy") as handle:
-        header = handle.metadata() or {}
-        arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    try:
+        with safe_open(str(file), framework="numpy") as handle:
+            header = handle.metadata() or {}
+            arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{file} is not a readable safetensors checkpoint ({err})") from err
     if METADATA_KEY not in header:
         raise ValueError(f"{file} is not a lora_np checkpoint (no {METADATA_KEY!r} metadata)")
     return arrays, json.loads(header[METADATA_KEY])
