@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import itertools
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,46 @@ def _central_over_eps(f, x, eps):
     return solution("central_difference")(f, x, eps) * 2
 
 
+def _central_at_a_fixed_eps(f, x, eps):
+    return solution("central_difference")(f, x, 1e-6)  # eps ignored
+
+
+def _five_point_stencil(f, x, eps):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        grad[i] = (f(x - 2 * step) - 8 * f(x - step) + 8 * f(x + step) - f(x + 2 * step)) / (
+            12 * eps
+        )
+    return grad
+
+
+def _one_direction_for_every_column(D, d, rng):
+    column = rng.standard_normal(D)
+    return np.repeat((column / np.linalg.norm(column))[:, None], d, axis=1)
+
+
+def _fwht_through_h(x):
+    h = np.ones((1, 1))
+    while h.shape[0] < len(x):  # Sylvester's construction: H_2n = [[H, H], [H, -H]]
+        h = np.block([[h, h], [h, -h]])
+    return h @ x
+
+
+def _groups_that_change_what_trains(change: str) -> Callable:
+    def groups(model, lr, ratio):
+        if change == "base unfrozen":
+            model.requires_grad_(True)
+        else:  # the B matrices frozen, the rest in one group
+            for m in model.modules():
+                if isinstance(m, LoRALinear):
+                    m.lora_b.weight.requires_grad = False
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+
+    return groups
+
+
 def _central_in_place(f, x, eps):
     grad = np.zeros_like(x)
     for i in np.ndindex(x.shape):
@@ -280,7 +321,8 @@ def _dint90_wrong(mistake: str) -> Callable:
         order = range(len(pairs) - 1, -1, -1) if mistake == "last crossing" else range(len(pairs))
         for i in order:
             d, a = pairs[i]
-            crossed = a >= target and (mistake != "last crossing" or pairs[i - 1][1] < target)
+            reached = a > target if mistake == "> for >=" else a >= target
+            crossed = reached and (mistake != "last crossing" or pairs[i - 1][1] < target)
             if not crossed:
                 continue
             if i == 0 or mistake == "no interpolation":
@@ -960,6 +1002,33 @@ WRONG: list[tuple[str, str, Any, str]] = [
     ),
     ("lora_plus_param_groups", "only A and B", _groups_wrong("only A and B"), r"in no group"),
     (
+        "lora_plus_param_groups",
+        "the base weights unfrozen",
+        _groups_that_change_what_trains("base unfrozen"),
+        r"changed which parameters train \(made trainable: \['0.linear.bias', ",
+    ),
+    (
+        "lora_plus_param_groups",
+        "the B matrices frozen",
+        _groups_that_change_what_trains("B frozen"),
+        r"changed which parameters train \(made trainable: \[\], froze: \['0.lora_b.weight'",
+    ),
+    (
+        "central_difference",
+        "eps ignored",
+        _central_at_a_fixed_eps,
+        r"eps = 0.1 .*with the eps given",
+    ),
+    ("central_difference", "a five-point stencil", _five_point_stencil, r"with the eps given"),
+    (
+        "dense_projection",
+        "one direction for every column",
+        _one_direction_for_every_column,
+        r"columns \d+ and \d+ of your P have cosine 1",
+    ),
+    ("fwht", "H built and multiplied", _fwht_through_h, r"allocated [\d.]+ MiB at its peak"),
+    ("dint90", "> for >=", _dint90_wrong("> for >="), r"meets it exactly at its last grid point"),
+    (
         "activation_bytes",
         "the input batch counted",
         _activation_bytes_wrong("the batch counted"),
@@ -1192,6 +1261,66 @@ def test_a_value_no_check_foresaw_still_gives_an_exercise_error() -> None:
         lambda model, lr, ratio: [{"params": 5, "lr": lr}],
         r"the grader could not check what your code returned: TypeError",
     )
+
+
+def test_groups_written_as_pytorch_allows_pass() -> None:
+    def fast_b(model):
+        return [m.lora_b.weight for m in model.modules() if isinstance(m, LoRALinear)]
+
+    def no_lr_in_the_slow_group(model, lr, ratio):
+        fast = {id(p) for p in fast_b(model)}
+        slow = [p for p in model.parameters() if p.requires_grad and id(p) not in fast]
+        return [{"params": slow}, {"params": fast_b(model), "lr": ratio * lr}]
+
+    def generators_and_single_tensors(model, lr, ratio):
+        fast = {id(p) for p in fast_b(model)}
+        slow = (p for p in model.parameters() if p.requires_grad and id(p) not in fast)
+        return [{"params": slow, "lr": lr}] + [
+            {"params": p, "lr": ratio * lr} for p in fast_b(model)
+        ]
+
+    assert check("lora_plus_param_groups", no_lr_in_the_slow_group, verbose=False)
+    assert check("lora_plus_param_groups", generators_and_single_tensors, verbose=False)
+
+
+def test_student_code_that_exits_or_cannot_print_its_error_is_still_the_students() -> None:
+    class UnprintableError(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    class Odd(BaseException):
+        pass
+
+    def raises(error):
+        def matmul_vjp(a, b, g):
+            raise error
+
+        return matmul_vjp
+
+    fails("matmul_vjp", raises(SystemExit(3)), r"your matmul_vjp raised SystemExit: 3")
+    fails("matmul_vjp", raises(Odd("odd")), r"your matmul_vjp raised Odd: odd")
+    fails(
+        "matmul_vjp",
+        raises(UnprintableError()),
+        r"raised UnprintableError: \(its message cannot be shown",
+    )
+
+
+def test_a_masked_array_is_named_not_a_grader_crash() -> None:
+    def masked(a, b, g):
+        return np.ma.masked_array(g @ b.T, mask=True), np.ma.masked_array(a.T @ g, mask=True)
+
+    fails("matmul_vjp", masked, r"is a numpy.ma.MaskedArray .*expected a plain NumPy array")
+
+
+def test_a_near_miss_shows_enough_digits_to_see_the_difference() -> None:
+    message = fails(
+        "lora_scaling",
+        lambda rank, alpha, rs: np.float32(alpha / (math.sqrt(rank) if rs else rank)),
+        r"agree to 6 significant digits",
+    )
+    expected, got = re.search(r"expected (\S+) .*got (\S+)\.", message).groups()
+    assert expected != got
 
 
 def test_a_wrong_signature_is_named() -> None:

@@ -114,7 +114,8 @@ def check(name: str, fn: Any, *, seed: int = 0, verbose: bool = True) -> bool:
         where = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         raise ExerciseError(
             f"{name}: the grader could not check what your code returned: "
-            f"{type(error).__name__}: {error}\n\n(where the grader stopped:)\n{where.rstrip()}"
+            f"{type(error).__name__}: {_message(error)}\n\n(where the grader stopped:)\n"
+            f"{where.rstrip()}"
         ) from None
     if verbose:
         print(f"{name}: correct — {summary}")
@@ -195,11 +196,21 @@ def run_student(thunk: Callable[[], Any], what: str, where: str = "") -> Any:
             f"not written yet: {what} raises NotImplementedError. Replace the "
             "`raise NotImplementedError(...)` line with your code, then run the cell again."
         ) from None
-    except Exception as error:
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as error:  # SystemExit too: a student's exit() is the student's
         raise ExerciseError(
-            f"your {what} raised {type(error).__name__}: {error}{where}\n\n"
+            f"your {what} raised {type(error).__name__}: {_message(error)}{where}\n\n"
             f"{student_traceback(error)}"
         ) from None
+
+
+def _message(error: BaseException) -> str:
+    """``str(error)``, or a note saying it cannot be shown (its ``__str__`` raised)."""
+    try:
+        return str(error)
+    except Exception:
+        return "(its message cannot be shown: its __str__ raised)"
 
 
 def student_traceback(error: BaseException) -> str:
@@ -263,6 +274,11 @@ def as_array(
         )
     if isinstance(value, np.generic) and np.issubdtype(value.dtype, np.number):
         value = np.asarray(value)  # a 0-d result of a NumPy reduction
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray:
+        raise ExerciseError(
+            f"{what} is a {type(value).__module__}.{type(value).__name__}{where}; expected a "
+            "plain NumPy array (np.asarray(...); for a masked array, .filled(...))"
+        )
     if not isinstance(value, np.ndarray):
         raise ExerciseError(
             f"{what} is {_describe(value)}{where}; expected a NumPy array of shape {shape}"
@@ -379,11 +395,17 @@ def expect_close(
     count = int(np.sum(~(error <= allowed)))
     source = f" ({reference})" if reference else ""
     which = f"{count} of {error.size} entries differ; the worst{at}: " if error.size > 1 else ""
+    want, have = float(expected[worst]), float(got[worst])
+    digits = 6 if f"{want:.6g}" != f"{have:.6g}" else 17  # enough digits to show they differ
     message = (
-        f"{what} is wrong{where}: {which}expected {float(expected[worst]):.6g}{source}, "
-        f"got {float(got[worst]):.6g}."
+        f"{what} is wrong{where}: {which}expected {want:.{digits}g}{source}, got {have:.{digits}g}."
     )
     hint = _pattern_hint(got, expected, rtol, atol)
+    if digits == 17:
+        hint = (
+            "They agree to 6 significant digits but not to the accuracy needed: float32 "
+            "arithmetic somewhere, or a small term of the formula left out?"
+        )
     raise ExerciseError(message + (f" {hint}" if hint else ""))
 
 
@@ -422,11 +444,13 @@ def _pattern_hint(got: np.ndarray, expected: np.ndarray, rtol: float, atol: floa
         return "Every entry has the opposite sign: a sign error?"
     big = np.abs(expected) > 1e-6 * np.max(np.abs(expected))
     ratios = got[big] / expected[big]
-    if expected.size > 1 and np.ptp(ratios) <= 1e-6 * np.max(np.abs(ratios)):
-        return (
-            f"Every entry is {float(np.mean(ratios)):.6g} times the expected one: a missing "
-            "or extra factor?"
-        )
+    factor = float(np.mean(ratios)) if ratios.size else 1.0
+    if (
+        expected.size > 1
+        and np.ptp(ratios) <= 1e-6 * np.max(np.abs(ratios))
+        and f"{factor:.6g}" != "1"
+    ):
+        return f"Every entry is {factor:.6g} times the expected one: a missing or extra factor?"
     if got.ndim == 2 and got.shape[0] == got.shape[1] and close(got, expected.T):
         return "Your result is the transpose of the expected one."
     if expected.size > 1 and close(np.sort(got, axis=None), np.sort(expected, axis=None)):

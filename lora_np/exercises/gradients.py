@@ -65,6 +65,23 @@ def _central_difference(student: Student, rng: np.random.Generator) -> str:
             atol=20 * eps**2 + 1e-8,
             reference="the exact gradient",
         )
+    # at a large eps the formulas part: it must be the central difference at *that* eps
+    shape, eps = (3,), 0.1
+    x = rng.standard_normal(shape)
+    f, _ = _smooth_function(rng, shape)
+    where = f" for x of shape {shape}, eps = {eps:g} (a large eps, where formulas differ)"
+    got = as_array(student(f, x, eps, where=where), "your gradient", shape=shape, where=where)
+    steps = np.eye(x.size) * eps
+    central = np.array([(f(x + step) - f(x - step)) / (2 * eps) for step in steps])
+    expect_close(
+        got,
+        central,
+        "your gradient",
+        where,
+        rtol=1e-9,
+        atol=1e-9,
+        reference="(f(x + eps·eᵢ) − f(x − eps·eᵢ)) / (2·eps) with the eps given",
+    )
     return (
         f"{len(cases)} smooth functions, eps from 1e-3 to 1e-5, to the accuracy that only "
         "central differences reach"

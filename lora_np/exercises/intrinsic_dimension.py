@@ -9,6 +9,8 @@ References: :func:`lora_np.subspace.fwht`, the engine's backward through
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from lora_np.exercises.grader import (
@@ -66,16 +68,31 @@ def _dense_projection(student: Student, rng: np.random.Generator) -> str:
             raise ExerciseError(
                 f"generators with different seeds gave the same P{where}: P must be random"
             )
-    # the distribution, on the largest case: √D·P is close to standard normal
+    # the distribution, on the largest case: √D·P is close to standard normal, and the
+    # columns are independent directions (two random ones in R^400 are nearly orthogonal)
     D, d = 400, 30
-    P = student(D, d, np.random.default_rng(int(rng.integers(2**31))))
-    z = np.sqrt(D) * np.asarray(P, dtype=np.float64).ravel()
+    where = f" for D = {D}, d = {d}"
+    P = as_array(
+        student(D, d, np.random.default_rng(int(rng.integers(2**31))), where=where),
+        "your P",
+        shape=(D, d),
+        where=where,
+    )
+    z = np.sqrt(D) * P.ravel()
     mean, kurtosis = float(np.mean(z)), float(np.mean(z**4) / np.mean(z**2) ** 2 - 3)
     if abs(mean) > 0.1 or abs(kurtosis) > 0.5:
         raise ExerciseError(
             f"the entries of your P (times √D) have mean {mean:.3g} and excess kurtosis "
             f"{kurtosis:.3g} for D = {D}, d = {d}; Gaussian entries give about 0 and 0 "
             "(draw them with rng.standard_normal, then normalise each column)"
+        )
+    cosines = np.abs(P.T @ P - np.diag(np.diag(P.T @ P)))
+    i, j = np.unravel_index(int(np.argmax(cosines)), cosines.shape)
+    if cosines[i, j] > 0.5:
+        raise ExerciseError(
+            f"columns {i} and {j} of your P have cosine {cosines[i, j]:.3g}{where}; random "
+            "directions in R^D are nearly orthogonal (|cosine| about 1/√D): draw every column "
+            "afresh, from the rng"
         )
     return f"{len(sizes)} sizes: unit columns, reproducible from the rng, Gaussian directions"
 
@@ -96,7 +113,25 @@ def _fwht(student: Student, rng: np.random.Generator) -> str:
         expect_close(
             got, fwht(x), "your H·x", where, rtol=1e-9, atol=1e-9, reference="lora_np.subspace.fwht"
         )
-    return f"lengths {lengths[0]} to {lengths[-1]}, against lora_np.subspace.fwht"
+    # without building H: at L = 4096, H alone is 128 MiB; the transform needs a few x's
+    x = rng.standard_normal(4096)
+    tracemalloc.start()
+    try:
+        student(x, where=" for x of length 4096")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    if peak > 64 * x.nbytes:
+        raise ExerciseError(
+            f"your fwht allocated {peak / 2**20:.1f} MiB at its peak for a vector of "
+            f"{x.nbytes // 1024} KiB (length 4096): it builds H, or something as large. The "
+            "fast transform needs only a few arrays of x's size: butterflies of sums and "
+            "differences, log₂ L rounds of them"
+        )
+    return (
+        f"lengths {lengths[0]} to {lengths[-1]}, against lora_np.subspace.fwht, and "
+        "within a few vectors of memory at length 4096"
+    )
 
 
 @exercise(
@@ -189,4 +224,5 @@ def _dint90_cases(rng: np.random.Generator) -> list[tuple[str, list[int], list[f
         ),
         ("a curve that never reaches it", [10, 100, 1000], [0.2, 0.5, target - 0.01], baseline),
         ("a curve that meets it exactly at a grid point", [16, 32, 64, 128], exact, baseline),
+        ("a curve that meets it exactly at its last grid point", [16, 32, 64], exact[:3], baseline),
     ]

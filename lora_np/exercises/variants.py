@@ -19,6 +19,7 @@ from lora_np.exercises.grader import (
 from lora_np.lora import LoRAConfig, apply_lora, lora_layers
 from lora_np.nn import MLP
 from lora_np.optim import Adam
+from lora_np.tensor import Tensor
 
 NOTEBOOK = "08_variants"
 
@@ -141,7 +142,16 @@ def _lora_plus_param_groups(student: Student, rng: np.random.Generator) -> str:
         )
         lr, ratio = float(10 ** rng.uniform(-4, -2)), float(rng.choice([4.0, 16.0, 32.0]))
         where = f" for an MLP with LoRA on {config.target_modules!r}" + case_text(index, configs)
+        trains = _trainable(model)
         groups = student(model, lr, ratio, where=where)
+        if _trainable(model) != trains:
+            made, froze = sorted(_trainable(model) - trains), sorted(trains - _trainable(model))
+            raise ExerciseError(
+                f"your {student.label} changed which parameters train (made trainable: "
+                f"{made}, froze: {froze}){where}; it should only sort the trainable ones into "
+                "groups"
+            )
+        groups = _plain_groups(groups, where)
         _check_groups(groups, model, lr, ratio, where)
         run_student(
             lambda g=groups, lr=lr: Adam(g, lr=lr), "groups, given to lora_np.optim.Adam,", where
@@ -149,7 +159,13 @@ def _lora_plus_param_groups(student: Student, rng: np.random.Generator) -> str:
     return f"{len(configs)} LoRA models (all-linear, a trained head, DoRA magnitudes)"
 
 
-def _check_groups(groups: object, model: MLP, lr: float, ratio: float, where: str) -> None:
+def _trainable(model: MLP) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _plain_groups(groups: object, where: str) -> list[dict]:
+    """The groups with each ``"params"`` a list, as the optimizer reads them: a single
+    tensor, or a generator (read once, here), is what PyTorch's groups accept too."""
     if groups is None:
         raise ExerciseError(f"your groups are None{where}: is a `return` missing?")
     if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
@@ -157,16 +173,27 @@ def _check_groups(groups: object, model: MLP, lr: float, ratio: float, where: st
             f"your groups are {type(groups).__name__}{where}; expected a list of dicts, "
             'each {"params": [...], "lr": ...}'
         )
+    plain = []
+    for number, group in enumerate(groups):
+        if "params" not in group:
+            raise ExerciseError(
+                f'group {number} has keys {sorted(group)}{where}; it needs "params"'
+            )
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        plain.append({**group, "params": params})
+    return plain
+
+
+def _check_groups(groups: list[dict], model: MLP, lr: float, ratio: float, where: str) -> None:
+    """Every trainable parameter in one group, at ``ratio · lr`` for a B matrix and ``lr``
+    otherwise (a group without "lr" takes the optimizer's, as in PyTorch)."""
     names = {id(p): name for name, p in model.named_parameters()}
     b_ids = {id(layer.lora_b.weight) for _, layer in lora_layers(model)}
     seen: dict[int, float] = {}
     for number, group in enumerate(groups):
-        if "params" not in group or "lr" not in group:
-            raise ExerciseError(
-                f'group {number} has keys {sorted(group)}{where}; it needs "params" and "lr"'
-            )
-        rate = as_number(group["lr"], f'group {number}\'s "lr"', where)
-        for param in list(group["params"]):
+        rate = as_number(group["lr"], f'group {number}\'s "lr"', where) if "lr" in group else lr
+        for param in group["params"]:
             name = names.get(id(param), "a tensor that is not one of the model's parameters")
             if id(param) not in names:
                 raise ExerciseError(f"group {number} holds {name}{where}")
