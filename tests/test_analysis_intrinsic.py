@@ -9,7 +9,12 @@ import pytest
 
 from lora_np.data import digits_split
 from lora_np.nn import MLP
-from lora_np.subspace.intrinsic_dimension import crossing_dimension, intrinsic_dimension
+from lora_np.subspace.intrinsic_dimension import (
+    crossing_dimension,
+    crossing_interval,
+    intrinsic_dimension,
+    summarize_runs,
+)
 
 
 def digits_mlp(rng: np.random.Generator) -> MLP:
@@ -86,6 +91,42 @@ def test_same_seeds_same_result_and_given_baseline(digits):
     assert len(first["accuracy_std"]) == 2
     assert first["accuracy"][0][0] != first["accuracy"][0][1]  # seeds differ
     assert math.isclose(first["target"], 0.9 * 0.95)
+    # the spread over seeds is the sample standard deviation, as in the intervals
+    np.testing.assert_allclose(first["accuracy_std"], np.std(first["accuracy"], axis=1, ddof=1))
+    # one baseline per seed may come as an array too
+    per_seed = intrinsic_dimension(
+        digits_mlp, digits, **{**kwargs, "baseline": np.array([0.95] * 2)}
+    )
+    assert per_seed["accuracy"] == first["accuracy"] and per_seed["target"] == first["target"]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: crossing_dimension([100, 50, 200], [0.1, 0.5, 0.9], 0.8), "strictly increasing"),
+        (lambda: crossing_dimension([0, 10], [0.1, 0.9], 0.8), "dims must be positive ints"),
+        (lambda: crossing_dimension([10, 100], [float("nan"), 0.9], 0.5), "must be finite"),
+        (
+            lambda: summarize_runs([10, 20], [[0.5, 0.6, 0.7], [0.9] * 3], [0.95] * 3, [0.1]),
+            "1 starts for 3 seeds",
+        ),
+        (
+            lambda: summarize_runs([10, 20], [[0.5, 0.6], [0.9] * 2], [0.95] * 2, draws=0),
+            "draws must be a positive int, got 0",
+        ),
+        (
+            lambda: crossing_interval([10, 20], [[0.5, 0.6], [0.9] * 2], [0.5]),
+            "one target per seed",
+        ),
+        (
+            lambda: crossing_interval([10, 20], [[0.5, 0.6], [0.9] * 2], [0.5] * 2, level=1.5),
+            r"level must be a number in \(0, 1\), got 1.5",
+        ),
+    ],
+)
+def test_the_summaries_name_a_bad_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_absolute_threshold(digits):

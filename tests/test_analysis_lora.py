@@ -153,6 +153,8 @@ def test_update_vs_weight_checks_shapes():
         update_vs_weight(np.eye(3), np.eye(4), 1)
     with pytest.raises(ValueError, match="U must be"):
         projected_norm(np.eye(3), np.eye(4, 1), np.eye(3, 1))
+    with pytest.raises(ValueError, match="ΔW is zero"):  # no top directions to project on
+        update_vs_weight(np.eye(3), np.zeros((3, 3)), 1)
 
 
 # --------------------------------------------------------------------------- spectra

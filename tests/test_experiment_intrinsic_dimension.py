@@ -147,6 +147,13 @@ def test_toy_sum_problem_has_intrinsic_dimension_exactly_ten():
     assert toy["dint_trained"] is None or toy["dint_trained"] >= 10
 
 
+def test_toy_sum_problem_refuses_a_dimension_that_is_not_an_int():
+    with pytest.raises(
+        ValueError, match=r"dims must be increasing ints in \[1, D = 20\], got \[2.9\]"
+    ):
+        experiment.toy_sum_problem(dims=[2.9], D=20, groups=2)
+
+
 def test_toy_sum_problem_dimension_is_the_number_of_groups_not_the_size():
     toy = experiment.toy_sum_problem(dims=range(1, 9), D=300, groups=5, steps=0, seed=3)
     assert toy["dint_exact"] == 5

@@ -12,6 +12,7 @@ from lora_np.subspace import SubspaceModel
 from lora_np.subspace.projections import (
     DENSE_MEMORY_BUDGET_BYTES,
     FastfoodProject,
+    draw_dense,
     draw_fastfood,
     draw_sparse,
     fwht,
@@ -177,6 +178,14 @@ def test_projection_shape_errors(kind):
         make_projection(kind, 20, 21)
     with pytest.raises(ValueError, match="unknown projection"):
         make_projection("gaussian", 20, 4)
+
+
+@pytest.mark.parametrize("draw", [draw_dense, draw_sparse])
+def test_drawing_p_names_a_size_that_cannot_be(draw):
+    with pytest.raises(ValueError, match="D must be a positive int, got -4"):
+        draw(-4, 2)
+    with pytest.raises(ValueError, match="d must be a positive int, got 0"):
+        draw(5, 0)
 
 
 # --------------------------------------------------------------------------- SubspaceModel

@@ -49,7 +49,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFo
 
 from lora_np.data import digits_split, teacher_student_task
 from lora_np.experiments import style
-from lora_np.experiments.common import mean_interval, nan_array
+from lora_np.experiments.common import ACCURACY_BOUNDS, mean_interval, nan_array
 from lora_np.experiments.digits_models import digits_convnet, digits_mlp
 from lora_np.experiments.toy_sum import GroupSums, toy_sum_problem
 from lora_np.nn import MLP, Linear, Module
@@ -159,7 +159,7 @@ def _curve(result: dict[str, Any]) -> dict[str, Any]:
         "D",
     )
     out = {k: result[k] for k in keys if k in result}
-    out["accuracy_ci"] = [mean_interval(row)["ci"] for row in result["accuracy"]]
+    out["accuracy_ci"] = [mean_interval(row, ACCURACY_BOUNDS)["ci"] for row in result["accuracy"]]
     return out
 
 
@@ -458,8 +458,8 @@ def _planted(
             fresh["dims"], fresh["accuracy_mean"], common_target
         )[0],
         "pretrained_start_accuracy": fine["start_accuracy"],
-        "pretrained_accuracy_on_a": mean_interval(accuracy_on_a),
-        "changed_fraction": mean_interval(changed),
+        "pretrained_accuracy_on_a": mean_interval(accuracy_on_a, ACCURACY_BOUNDS),
+        "changed_fraction": mean_interval(changed, ACCURACY_BOUNDS),  # a fraction, in [0, 1]
         "chance": 1.0 / TEACHER_SIZES[-1],
     }
     curve_list = [pooled[step] for step in checkpoints]
@@ -537,7 +537,7 @@ def _digits_control(
         "dint90_improvement_scratch_ci": fresh["dint90_improvement_ci"],
         "improvement_ratio": _ratio(fine, fresh, "improvement_target", ratio_rng),
         "pretrained_start_accuracy": fine["start_accuracy"],
-        "pretrained_accuracy_on_0_4": mean_interval(on_low),
+        "pretrained_accuracy_on_0_4": mean_interval(on_low, ACCURACY_BOUNDS),
         "chance": 1.0 / 5,
     }
 

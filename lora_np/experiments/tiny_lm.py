@@ -390,8 +390,12 @@ def _short(modules: list[str]) -> str:
 
 
 def _mean_std(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (ddof = 1, as ``common.mean_interval``) over the
+    last axis, the seeds; the deviation is 0 for a single seed."""
     array = np.asarray(values, dtype=float)
-    return array.mean(axis=-1), array.std(axis=-1)
+    if array.shape[-1] < 2:
+        return array.mean(axis=-1), np.zeros(array.shape[:-1])
+    return array.mean(axis=-1), array.std(axis=-1, ddof=1)
 
 
 def _references(ax: Any, result: dict[str, Any]) -> None:
@@ -502,8 +506,8 @@ def _forgetting_panel(ax: Any, result: dict[str, Any]) -> None:
     ax.errorbar(
         np.mean(full["val_nll_source"]),
         np.mean(full["val_nll_target"]),
-        xerr=np.std(full["val_nll_source"]),
-        yerr=np.std(full["val_nll_target"]),
+        xerr=_mean_std(full["val_nll_source"])[1],
+        yerr=_mean_std(full["val_nll_target"])[1],
         fmt="D",
         color=style.COLORS["full"],
         capsize=3,

@@ -83,11 +83,12 @@ def toy_sum_problem(
         raise ValueError(f"toy_sum_problem: groups must be an int in [1, D], got {groups!r}")
     if not is_int(steps) or steps < 0:
         raise ValueError(f"toy_sum_problem: steps must be an int >= 0, got {steps!r}")
-    dims = [int(d) for d in dims]
-    if not dims or any(not 1 <= d <= D for d in dims) or sorted(set(dims)) != dims:
+    dims = list(dims)
+    if not dims or any(not is_int(d) or not 1 <= d <= D for d in dims) or sorted(set(dims)) != dims:
         raise ValueError(
             f"toy_sum_problem: dims must be increasing ints in [1, D = {D}], got {dims}"
         )
+    dims = [int(d) for d in dims]
     target = np.arange(1, groups + 1, dtype=np.float64)
     blocks = np.kron(np.eye(groups), np.ones((1, D // groups)))  # A: (groups, D)
     theta0_model = GroupSums(D, groups, rng=np.random.default_rng([seed]))

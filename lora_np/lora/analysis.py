@@ -207,6 +207,8 @@ def update_vs_weight(
         raise ValueError(f"weight {weight.shape} and delta {delta.shape} must have one shape")
     r = _count(r, "r", 1, min(weight.shape))
     draws = _count(draws, "draws", 1, 10**9)
+    if not np.any(delta):
+        raise ValueError("update_vs_weight: ΔW is zero, so it has no top singular directions")
     rng = get_rng(rng)
     proj_delta = projected_norm(weight, *top_singular_subspaces(delta, r))
     proj_weight = projected_norm(weight, *top_singular_subspaces(weight, r))

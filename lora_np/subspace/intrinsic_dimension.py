@@ -151,7 +151,7 @@ def intrinsic_dimension(
                 direct.append(train_and_score(model, baseline_lr, baseline_steps, rng))
                 bar.set_postfix(baseline=f"{direct[-1]:.3f}", refresh=False)
                 bar.update(1)
-            baselines, baseline_std = direct, float(np.std(direct))
+            baselines, baseline_std = direct, float(_sample_std(np.asarray(direct)))
             baseline_source = (
                 f"trained directly (all {D} weights; {optimizer}, lr {baseline_lr}, "
                 f"{baseline_steps} steps, batch {batch_size}); mean over seeds {list(seeds)}"
@@ -159,7 +159,7 @@ def intrinsic_dimension(
         else:
             baselines = (
                 [float(b) for b in baseline]
-                if isinstance(baseline, (list, tuple))
+                if np.ndim(baseline) == 1  # one per seed: a list, a tuple or an array
                 else [float(baseline)] * len(seeds)
             )
             if len(baselines) != len(seeds):
@@ -258,6 +258,12 @@ def summarize_runs(
         )
     if not threshold > 0:
         raise ValueError(f"summarize_runs: threshold must be > 0, got {threshold!r}")
+    if starts is not None and np.shape(starts) != base.shape:
+        raise ValueError(
+            f"summarize_runs: {np.size(starts)} starts for {base.shape[0]} seeds; give one "
+            "start accuracy per seed"
+        )
+    _check_bootstrap(draws, level, "summarize_runs")
     rng = np.random.default_rng(0) if rng is None else rng
     if absolute_threshold is None:
         per_seed_target = threshold * base
@@ -268,7 +274,7 @@ def summarize_runs(
     dint, dint_grid, bracketed = crossing_dimension(dims, mean, target)
     out: dict[str, Any] = {
         "accuracy_mean": mean.tolist(),
-        "accuracy_std": acc.std(axis=1).tolist(),
+        "accuracy_std": _sample_std(acc).tolist(),
         "baseline": float(base.mean()),
         "baseline_per_seed": base.tolist(),
         "threshold": threshold,
@@ -322,6 +328,12 @@ def crossing_interval(
     only show the spread those seeds have.
     """
     acc = np.asarray(accuracy, dtype=float)
+    _check_bootstrap(draws, level, "crossing_interval")
+    if acc.ndim != 2 or np.shape(per_seed_target) != (acc.shape[1],):
+        raise ValueError(
+            f"crossing_interval: accuracy must be (len(dims), n_seeds) with one target per "
+            f"seed, got accuracy {acc.shape} and targets {np.shape(per_seed_target)}"
+        )
     if acc.shape[1] < 2:
         return [None, None]
     rng = np.random.default_rng(0) if rng is None else rng
@@ -330,6 +342,21 @@ def crossing_interval(
     lo = float(np.quantile(values, (1 - level) / 2, method="lower"))
     hi = float(np.quantile(values, (1 + level) / 2, method="higher"))
     return [lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None]
+
+
+def _sample_std(values: np.ndarray) -> np.ndarray:
+    """The sample standard deviation (ddof = 1) over the last axis, the seeds, as
+    :func:`lora_np.experiments.common.mean_interval` reports it; 0 for one seed."""
+    if values.shape[-1] < 2:
+        return np.zeros(values.shape[:-1])
+    return values.std(axis=-1, ddof=1)
+
+
+def _check_bootstrap(draws: Any, level: Any, name: str) -> None:
+    if not is_positive_int(draws):
+        raise ValueError(f"{name}: draws must be a positive int, got {draws!r}")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"{name}: level must be a number in (0, 1), got {level!r}")
 
 
 def bootstrap_crossings(
@@ -360,10 +387,12 @@ def crossing_dimension(
     first grid point already reaches the target (then ``d_int = d_grid`` is only an upper
     bound). ``(None, None, False)`` if no grid point reaches it.
     """
-    dims = [int(d) for d in dims]
+    dims = _check_dims(dims, "crossing_dimension")
     acc = [float(a) for a in accuracy]
     if len(dims) != len(acc):
         raise ValueError(f"crossing_dimension: {len(dims)} dims but {len(acc)} accuracies")
+    if not all(math.isfinite(a) for a in acc):
+        raise ValueError(f"crossing_dimension: the accuracies must be finite, got {acc}")
     for i, (d, a) in enumerate(zip(dims, acc, strict=True)):
         if a >= target:
             if i == 0:
@@ -385,12 +414,12 @@ def _check_data(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return tuple(np.asarray(a) for a in data)  # type: ignore[return-value]
 
 
-def _check_dims(dims: Sequence[int]) -> list[int]:
+def _check_dims(dims: Sequence[int], name: str = "intrinsic_dimension") -> list[int]:
     values = list(dims)
     if not values or any(not is_positive_int(d) for d in values):
-        raise ValueError(f"intrinsic_dimension: dims must be positive ints, got {values!r}")
+        raise ValueError(f"{name}: dims must be positive ints, got {values!r}")
     if sorted(set(values)) != values:
-        raise ValueError(f"intrinsic_dimension: dims must be strictly increasing, got {values!r}")
+        raise ValueError(f"{name}: dims must be strictly increasing, got {values!r}")
     return [int(d) for d in values]
 
 

@@ -241,10 +241,17 @@ def _check_theta(theta: np.ndarray, d: int | None, where: str) -> None:
 # =========================================================================== drawing P
 
 
+def _check_sizes(num_rows: Any, d: Any, where: str) -> None:
+    for name, value in (("D", num_rows), ("d", d)):
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+
+
 def draw_dense(
     num_rows: int, d: int, dtype: Any = np.float32, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """A (D, d) matrix with i.i.d. N(0, 1) entries, each column then scaled to unit norm."""
+    _check_sizes(num_rows, d, "draw_dense")
     rng = get_rng(rng)
     matrix = rng.standard_normal((num_rows, d), dtype=_float_dtype(dtype))
     matrix /= np.linalg.norm(matrix, axis=0, keepdims=True)
@@ -265,6 +272,7 @@ def draw_sparse(
     with a random sign: density k/D ≈ 1/√D and every column has norm exactly 1.
     Returns ``rows`` (int64, shape (d, k)) and ``values`` (shape (d, k)).
     """
+    _check_sizes(num_rows, d, "draw_sparse")
     rng = get_rng(rng)
     k = sparse_nonzeros_per_column(num_rows)
     rows = np.empty((d, k), dtype=np.int64)
