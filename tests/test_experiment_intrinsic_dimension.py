@@ -40,6 +40,8 @@ def test_quick_result_has_the_required_fields_and_is_strict_json(quick):
     assert len(scratch["accuracy_mean"]) == len(scratch["dims"]) == len(scratch["accuracy_ci"])
     assert np.array(scratch["accuracy"]).shape == (len(scratch["dims"]), len(quick["seeds"]))
     assert all(0.0 <= a <= 1.0 for a in scratch["accuracy_mean"])
+    # an accuracy's interval stays within what an accuracy can be
+    assert all(0.0 <= end <= 1.0 for ci in scratch["accuracy_ci"] for end in ci if end is not None)
     assert len(quick["width_sweep"]["D"]) == len(quick["width_sweep"]["dint90"])
     json.dumps(quick, allow_nan=False)  # strict JSON: no NaN, no numpy types
 

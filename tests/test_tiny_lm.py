@@ -178,6 +178,13 @@ def quick() -> dict:
     return jsonable(tiny_lm.run(quick=True, seed=0, progress=False))
 
 
+def test_the_spread_over_seeds_is_the_sample_standard_deviation() -> None:
+    mean, std = tiny_lm._mean_std([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]])
+    np.testing.assert_array_equal(mean, [2.0, 2.0])
+    np.testing.assert_array_equal(std, [1.0, 0.0])  # ddof = 1, as the intervals use
+    assert tiny_lm._mean_std([[2.5]])[1].tolist() == [0.0]  # one seed: no spread
+
+
 def test_target_at_forgetting_interpolates_the_first_crossing() -> None:
     source, target = [2.0, 2.2, 2.6, 2.4], [3.0, 2.5, 2.0, 1.9]
     assert tiny_lm.target_at_forgetting(source, target, 2.3) == pytest.approx(2.375)
