@@ -155,11 +155,14 @@ def evaluate(
         for start in range(0, len(X), batch_size):
             xb, yb = X[start : start + batch_size], y[start : start + batch_size]
             out = model(Tensor(xb))
-            counted = int(np.count_nonzero(yb >= 0)) if classify else len(xb)
+            if classify:
+                real = yb >= 0  # the labels that are targets (a negative one is padding)
+                counted = int(np.count_nonzero(real))
+                correct += int(np.count_nonzero((np.argmax(out.data, axis=-1) == yb) & real))
+            else:
+                counted = len(xb)
             total_loss += float(loss(out, yb).item()) * counted
             targets += counted
-            if classify:
-                correct += int(np.count_nonzero((np.argmax(out.data, axis=-1) == yb) & (yb >= 0)))
     return {
         "loss": total_loss / targets if targets else math.nan,
         "accuracy": correct / targets if classify and targets else None,

@@ -144,8 +144,9 @@ def _lora_plus_param_groups(student: Student, rng: np.random.Generator) -> str:
         where = f" for an MLP with LoRA on {config.target_modules!r}" + case_text(index, configs)
         trains = _trainable(model)
         groups = student(model, lr, ratio, where=where)
-        if _trainable(model) != trains:
-            made, froze = sorted(_trainable(model) - trains), sorted(trains - _trainable(model))
+        now = _trainable(model)
+        if now != trains:
+            made, froze = sorted(now - trains), sorted(trains - now)
             raise ExerciseError(
                 f"your {student.label} changed which parameters train (made trainable: "
                 f"{made}, froze: {froze}){where}; it should only sort the trainable ones into "

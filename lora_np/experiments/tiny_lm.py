@@ -41,6 +41,7 @@ import numpy as np
 
 from lora_np.data.names import names_split, split_names
 from lora_np.experiments import style
+from lora_np.experiments.common import mean_interval
 from lora_np.lora import LoRAConfig, apply_lora, count_parameters, lora_layers
 from lora_np.lora.analysis import random_subspace_similarity, subspace_similarity_grid
 from lora_np.models import GPT
@@ -390,12 +391,13 @@ def _short(modules: list[str]) -> str:
 
 
 def _mean_std(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation (ddof = 1, as ``common.mean_interval``) over the
-    last axis, the seeds; the deviation is 0 for a single seed."""
+    """Mean and sample standard deviation over the last axis, the seeds, as
+    :func:`~lora_np.experiments.common.mean_interval` gives them (no spread for one seed)."""
     array = np.asarray(values, dtype=float)
-    if array.shape[-1] < 2:
-        return array.mean(axis=-1), np.zeros(array.shape[:-1])
-    return array.mean(axis=-1), array.std(axis=-1, ddof=1)
+    stats = [mean_interval(row) for row in array.reshape(-1, array.shape[-1])]
+    mean = np.array([s["mean"] for s in stats]).reshape(array.shape[:-1])
+    std = np.array([s["std"] or 0.0 for s in stats]).reshape(array.shape[:-1])
+    return mean, std
 
 
 def _references(ax: Any, result: dict[str, Any]) -> None:

@@ -368,10 +368,11 @@ def bootstrap_crossings(
     ``inf``. Shared by :func:`crossing_interval` and by comparisons that must resample
     two curves with the same seeds (a ratio of two d's)."""
     acc = np.asarray(accuracy, dtype=float)
+    dims = _check_crossing_inputs(dims, acc, "bootstrap_crossings")  # once, not per resample
     targets = np.asarray(per_seed_target, dtype=float)
     out = np.empty(len(picks))
     for k, pick in enumerate(picks):
-        d, _, _ = crossing_dimension(dims, acc[:, pick].mean(axis=1), targets[pick].mean())
+        d, _, _ = _crossing(dims, acc[:, pick].mean(axis=1).tolist(), targets[pick].mean())
         out[k] = math.inf if d is None else d
     return out
 
@@ -387,12 +388,26 @@ def crossing_dimension(
     first grid point already reaches the target (then ``d_int = d_grid`` is only an upper
     bound). ``(None, None, False)`` if no grid point reaches it.
     """
-    dims = _check_dims(dims, "crossing_dimension")
     acc = [float(a) for a in accuracy]
-    if len(dims) != len(acc):
-        raise ValueError(f"crossing_dimension: {len(dims)} dims but {len(acc)} accuracies")
-    if not all(math.isfinite(a) for a in acc):
-        raise ValueError(f"crossing_dimension: the accuracies must be finite, got {acc}")
+    return _crossing(_check_crossing_inputs(dims, acc, "crossing_dimension"), acc, target)
+
+
+def _check_crossing_inputs(dims: Sequence[int], accuracy: Any, name: str) -> list[int]:
+    """The grid as ints, once it is an increasing grid of positive ints with one finite
+    accuracy per point (``accuracy``: a curve, or one column per seed)."""
+    dims = _check_dims(dims, name)
+    acc = np.asarray(accuracy, dtype=float)
+    if len(acc) != len(dims):
+        raise ValueError(f"{name}: {len(dims)} dims but {len(acc)} accuracies")
+    if not np.all(np.isfinite(acc)):
+        raise ValueError(f"{name}: the accuracies must be finite, got {acc.tolist()}")
+    return dims
+
+
+def _crossing(
+    dims: list[int], acc: list[float], target: float
+) -> tuple[float | None, int | None, bool]:
+    """:func:`crossing_dimension` on inputs already checked."""
     for i, (d, a) in enumerate(zip(dims, acc, strict=True)):
         if a >= target:
             if i == 0:
